@@ -1,0 +1,93 @@
+"""The canonical checkup record: what every adapter produces and the engine consumes.
+
+Values are kept exactly as given (strings or numbers); parsing and unit conversion happen in the pipeline so that
+the report can always show the original next to the interpretation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+RecordSex = Literal["male", "female", "unknown"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Questionnaire(_Model):
+    """Self-reported history. Free text lists are matched by keyword against the KB."""
+
+    history: list[str] = Field(default_factory=list, description="既往史: diagnosed conditions, surgeries")
+    medications: list[str] = Field(default_factory=list, description="用药史")
+    family_history: list[str] = Field(default_factory=list, description="家族史, e.g. '父亲 高血压'")
+    symptoms: list[str] = Field(default_factory=list, description="现有症状")
+    smoking: bool | None = Field(default=None, description="current smoker")
+    drinking: bool | None = Field(default=None, description="regular alcohol use")
+
+
+class ItemInput(_Model):
+    """One measured item, exactly as the source system printed it."""
+
+    name: str | None = Field(default=None, description="item name as labelled by the source, e.g. '*丙氨酸氨基转换酶'")
+    code: str | None = Field(default=None, description="KB item id or a source code (e.g. LOINC)")
+    value: str | float | int | None = Field(description="value exactly as given: '5.6', '> 6.22', '阴性(-)', '1+'")
+    unit: str | None = None
+    reference_range: str | None = Field(default=None, description="range as printed by the lab, e.g. '3.9-6.1'")
+    section: str | None = Field(default=None, description="section / panel in the source, e.g. '肝功能'")
+
+    @model_validator(mode="after")
+    def _named(self) -> ItemInput:
+        if not (self.name or self.code):
+            raise ValueError("an item needs a name or a code")
+        return self
+
+
+class TextInput(_Model):
+    """One free-text result: an ultrasound, ECG, imaging or physical-exam description or conclusion."""
+
+    item: str = Field(description="exam item as the checkup system labels it, e.g. '肝脏', '超声提示', '心电图'")
+    section: str | None = Field(default=None, description="department or exam, e.g. '彩超', '内科'")
+    text: str
+
+
+class VisitData(_Model):
+    visit_id: str
+    exam_date: dt.date | None = None
+    age: float | None = Field(default=None, ge=0, le=130)
+    items: list[ItemInput] = Field(default_factory=list)
+    texts: list[TextInput] = Field(default_factory=list)
+    questionnaire: Questionnaire | None = None
+
+
+class Record(_Model):
+    """One person's checkup: the input of the engine."""
+
+    person_id: str | None = Field(default=None, description="pseudonymous person id (never a name or ID number)")
+    visit_id: str
+    sex: RecordSex
+    age: float | None = Field(default=None, ge=0, le=130, description="age in years at the exam")
+    birth_date: dt.date | None = None
+    exam_date: dt.date | None = None
+    questionnaire: Questionnaire = Field(default_factory=Questionnaire)
+    items: list[ItemInput] = Field(default_factory=list)
+    texts: list[TextInput] = Field(default_factory=list)
+    prior_visits: list[VisitData] = Field(default_factory=list)
+
+    def age_years(self) -> float | None:
+        """Age at the exam: given directly, or from birth and exam dates."""
+        if self.age is not None:
+            return self.age
+        if self.birth_date is not None and self.exam_date is not None:
+            years = self.exam_date.year - self.birth_date.year
+            if (self.exam_date.month, self.exam_date.day) < (self.birth_date.month, self.birth_date.day):
+                years -= 1
+            return float(years)
+        return None
+
+
+def record_json_schema() -> dict[str, Any]:
+    return Record.model_json_schema()

@@ -1,0 +1,90 @@
+"""Template narrator: the 主检报告 in Chinese, built only from the report's own fields."""
+
+from __future__ import annotations
+
+from zhujian.domain.report import Conclusion, Report
+from zhujian.narrate.base import register_narrator
+
+_SEX = {"male": "男", "female": "女", "unknown": "未知"}
+_LEVEL = {"A": "A类重要异常", "B": "B类重要异常"}
+
+
+def _header(report: Report) -> list[str]:
+    age = f"{report.age:g}岁" if report.age is not None else "未知"
+    date = report.exam_date or "未记录"
+    return [
+        "主检报告（草稿，待主检医生审核签字）",
+        f"体检编号：{report.visit_id}　性别：{_SEX.get(report.sex, report.sex)}　年龄：{age}　体检日期：{date}",
+        f"知识库版本：{report.kb_version}　引擎版本：{report.engine_version}",
+    ]
+
+
+def _summary(report: Report) -> str:
+    measured = [i for i in report.items if i.item_id is not None and i.value is not None]
+    abnormal = [i for i in measured if i.flag in ("high", "low", "abnormal")]
+    n_a = sum(1 for c in report.conclusions if c.level == "A")
+    n_b = sum(1 for c in report.conclusions if c.level == "B")
+    parts = [
+        f"本次体检共解读 {len(measured)} 项检验/测量结果，其中 {len(abnormal)} 项超出参考范围；"
+        f"影像、心电及体格检查等文字结果中发现 {len(report.findings)} 处异常所见。",
+    ]
+    if report.conclusions:
+        parts.append(f"归纳为 {len(report.conclusions)} 条主检结论")
+        if n_a or n_b:
+            parts[-1] += f"，其中 A 类重要异常 {n_a} 条、B 类重要异常 {n_b} 条，请优先处理"
+        parts[-1] += "。"
+        top = "、".join(c.name for c in report.conclusions[:5])
+        parts.append(f"主要结论：{top}{'等' if len(report.conclusions) > 5 else ''}。")
+    else:
+        parts.append("未发现需要列入主检结论的异常。")
+    return "".join(parts)
+
+
+def _conclusion_lines(index: int, c: Conclusion) -> list[str]:
+    level = f"〔{_LEVEL[c.level]}〕" if c.level in _LEVEL else ""
+    critical = "〔危急值〕" if c.critical else ""
+    lines = [f"{index}. {c.name}{critical}{level}（ICD-10 {c.icd10}）"]
+    if c.evidence:
+        lines.append("   依据：" + "；".join(e.description for e in c.evidence))
+    if c.merged:
+        lines.append("   已合并：" + "、".join(c.merged))
+    lines.append(f"   建议：{c.advice}")
+    lines.append(f"   复查/随访：{c.follow_up}　就诊科室：{c.department}")
+    lines.append(f"   说明：{c.explanation}")
+    return lines
+
+
+class TemplateNarrator:
+    name = "template"
+
+    def narrate(self, report: Report) -> str:
+        lines = _header(report)
+        if report.critical:
+            lines += ["", "【危急值及重要异常结果】"]
+            for alert in report.critical:
+                value = ""
+                if alert.value is not None:
+                    value = (
+                        f"（{alert.value:g}{' ' + alert.unit if alert.unit else ''}）"
+                        if isinstance(alert.value, float)
+                        else f"（{alert.value}）"
+                    )
+                lines.append(f"  ▲ {alert.level}类：{alert.reason}{value}")
+        lines += ["", "【综述】", _summary(report), "", "【主检结论及建议】"]
+        if not report.conclusions:
+            lines.append("本次体检未见明显异常，建议保持健康生活方式，定期体检。")
+        for i, c in enumerate(report.conclusions, start=1):
+            lines += _conclusion_lines(i, c)
+        if report.incomplete_texts:
+            lines += [
+                "",
+                "【未能完整检查的项目】",
+                "、".join(report.incomplete_texts) + "：部分结构显示不清，建议必要时复查。",
+            ]
+        if report.problems:
+            lines += ["", "【数据质量提示】"]
+            lines += [f"  - {p.message}" for p in report.problems]
+        return "\n".join(lines) + "\n"
+
+
+register_narrator("template", TemplateNarrator)

@@ -1,0 +1,293 @@
+"""The condition vocabulary of the rules, one small evaluator per kind, compiled once per KB into closures.
+
+An evaluator returns whether it holds and the evidence that made it hold (items, findings, history entries), so
+every conclusion can show why it is there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from zhujian.domain.report import EvaluatedItem, Evidence, Finding
+from zhujian.kb.schema import (
+    AgeCondition,
+    AllCondition,
+    AnyCondition,
+    AtLeastCondition,
+    ConclusionCondition,
+    Condition,
+    FindingCondition,
+    FlagCondition,
+    HistoryCondition,
+    ItemCondition,
+    NotCondition,
+    SexCondition,
+)
+from zhujian.pipeline.evaluate import compare
+from zhujian.pipeline.extract import category_rank
+
+FLAG_ARROWS = {"high": "↑", "low": "↓", "abnormal": "（异常）", "normal": "", "unknown": ""}
+
+
+@dataclass
+class Facts:
+    sex: str
+    age: float | None
+    items: dict[str, EvaluatedItem]
+    findings: dict[str, list[Finding]]
+    history: dict[str, list[str]]
+    smoking: bool | None
+    drinking: bool | None
+    grade_ranks: dict[str, int]
+    fired: set[str] = field(default_factory=set)
+
+
+Result = tuple[bool, list[Evidence]]
+Evaluator = Callable[[Facts], Result]
+
+_NO: Result = (False, [])
+
+
+def describe_item(e: EvaluatedItem) -> str:
+    if isinstance(e.value, float):
+        value = f"{e.value:g}"
+        if e.qualifier in (">", "<"):
+            value = e.qualifier + value
+    else:
+        value = str(e.value)
+    unit = f" {e.unit}" if e.unit and isinstance(e.value, float) else ""
+    ref = ""
+    if e.ref_low is not None or e.ref_high is not None:
+        low = "" if e.ref_low is None else f"{e.ref_low:g}"
+        high = "" if e.ref_high is None else f"{e.ref_high:g}"
+        ref = f"（参考 {low}-{high}）" if low and high else (f"（参考 ≤{high}）" if high else f"（参考 ≥{low}）")
+    return f"{e.name} {value}{unit}{FLAG_ARROWS.get(e.flag, '')}{ref}"
+
+
+def item_evidence(e: EvaluatedItem) -> Evidence:
+    return Evidence(
+        kind="item",
+        description=describe_item(e),
+        item_id=e.item_id,
+        value=e.value,
+        unit=e.unit,
+        flag=e.flag,
+        source_item=e.source_name,
+    )
+
+
+def describe_finding(f: Finding) -> str:
+    parts = []
+    a = f.attrs
+    if a.get("side"):
+        parts.append(str(a["side"]))
+    detail = []
+    if a.get("grade"):
+        detail.append(str(a["grade"]))
+    if a.get("count") not in (None, 1):
+        detail.append(str(a["count"]))
+    if a.get("size_mm") is not None:
+        detail.append(f"最大约{a['size_mm']:g}mm")
+    if a.get("category"):
+        detail.append(str(a["category"]))
+    if a.get("rate_bpm") is not None:
+        detail.append(f"{a['rate_bpm']}次/分")
+    text = "".join(parts) + f.name + (f"（{'，'.join(detail)}）" if detail else "")
+    if f.uncertain:
+        text += "（可能）"
+    return f"{text}［{f.source_item}：“{f.evidence_text}”］"
+
+
+def finding_evidence(f: Finding) -> Evidence:
+    return Evidence(
+        kind="finding", description=describe_finding(f), finding_id=f.finding_id, source_item=f.source_item, span=f.span
+    )
+
+
+def _item(cond: ItemCondition) -> Evaluator:
+    item_id = cond.item
+
+    if cond.op is not None and cond.value is not None:
+        op, threshold = cond.op, cond.value
+
+        def by_value(facts: Facts) -> Result:
+            e = facts.items.get(item_id)
+            if e is None or not isinstance(e.value, float):
+                return _NO
+            return (True, [item_evidence(e)]) if compare(e.value, op, threshold) else _NO
+
+        return by_value
+    if cond.rank_op is not None and cond.rank is not None:
+        rank_op, rank = cond.rank_op, cond.rank
+
+        def by_rank(facts: Facts) -> Result:
+            e = facts.items.get(item_id)
+            if e is None or e.rank is None:
+                return _NO
+            return (True, [item_evidence(e)]) if compare(float(e.rank), rank_op, float(rank)) else _NO
+
+        return by_rank
+    wanted = cond.flag
+
+    def by_flag(facts: Facts) -> Result:
+        e = facts.items.get(item_id)
+        if e is None or e.flag == "unknown":
+            return _NO
+        ok = e.flag in ("high", "low", "abnormal") if wanted == "any_abnormal" else e.flag == wanted
+        return (True, [item_evidence(e)]) if ok else _NO
+
+    return by_flag
+
+
+def _finding(cond: FindingCondition) -> Evaluator:
+    finding_id = cond.finding
+    tests = [(t.attr, t.op, t.value) for t in cond.where]
+
+    def attr_value(f: Finding, attr: str, grade_ranks: dict[str, int]) -> float | None:
+        a = f.attrs
+        if attr == "size_mm":
+            v = a.get("size_mm")
+            return float(v) if isinstance(v, int | float) else None
+        if attr == "count":
+            c = a.get("count")
+            if c == "多发":
+                return 2.0
+            return float(c) if isinstance(c, int | float) else None
+        if attr == "category_rank":
+            return category_rank(a.get("category"))
+        if attr == "grade_rank":
+            g = a.get("grade")
+            return float(grade_ranks[g]) if isinstance(g, str) and g in grade_ranks else None
+        if attr == "rate_bpm":
+            r = a.get("rate_bpm")
+            return float(r) if isinstance(r, int | float) else None
+        return None
+
+    def evaluate(facts: Facts) -> Result:
+        found = facts.findings.get(finding_id)
+        if not found:
+            return _NO
+        hits = []
+        for f in found:
+            ok = True
+            for attr, op, threshold in tests:
+                v = attr_value(f, attr, facts.grade_ranks)
+                if v is None or not compare(v, op, threshold):
+                    ok = False
+                    break
+            if ok:
+                hits.append(finding_evidence(f))
+        return (True, hits) if hits else _NO
+
+    return evaluate
+
+
+def _history(cond: HistoryCondition) -> Evaluator:
+    keywords = [k.lower() for k in cond.history]
+    fields = list(cond.fields)
+    labels = {"history": "既往史", "medications": "用药史", "family_history": "家族史", "symptoms": "症状"}
+
+    def evaluate(facts: Facts) -> Result:
+        for f in fields:
+            for entry in facts.history.get(f, ()):
+                low = entry.lower()
+                for k in keywords:
+                    if k in low:
+                        return True, [Evidence(kind="history", description=f"{labels[f]}：{entry}")]
+        return _NO
+
+    return evaluate
+
+
+def _flag(cond: FlagCondition) -> Evaluator:
+    key, expected = cond.questionnaire, cond.is_
+    label = {"smoking": "吸烟", "drinking": "饮酒"}[key]
+
+    def evaluate(facts: Facts) -> Result:
+        value = facts.smoking if key == "smoking" else facts.drinking
+        if value is None or value != expected:
+            return _NO
+        return True, [Evidence(kind="history", description=f"问卷：{label}{'是' if value else '否'}")]
+
+    return evaluate
+
+
+def compile_condition(cond: Condition) -> Evaluator:
+    if isinstance(cond, ItemCondition):
+        return _item(cond)
+    if isinstance(cond, FindingCondition):
+        return _finding(cond)
+    if isinstance(cond, HistoryCondition):
+        return _history(cond)
+    if isinstance(cond, FlagCondition):
+        return _flag(cond)
+    if isinstance(cond, SexCondition):
+        sex = cond.sex
+        return lambda facts: (facts.sex == sex, [])
+    if isinstance(cond, AgeCondition):
+        lo, hi = cond.age.min, cond.age.max
+
+        def age_ok(facts: Facts) -> Result:
+            if facts.age is None:
+                return _NO
+            ok = (lo is None or facts.age >= lo) and (hi is None or facts.age < hi)
+            return ok, []
+
+        return age_ok
+    if isinstance(cond, ConclusionCondition):
+        cid = cond.conclusion
+        return lambda facts: (cid in facts.fired, [])
+    if isinstance(cond, AllCondition):
+        parts = [compile_condition(c) for c in cond.all]
+
+        def all_ok(facts: Facts) -> Result:
+            evidence: list[Evidence] = []
+            for p in parts:
+                ok, ev = p(facts)
+                if not ok:
+                    return _NO
+                evidence.extend(ev)
+            return True, evidence
+
+        return all_ok
+    if isinstance(cond, AnyCondition):
+        parts = [compile_condition(c) for c in cond.any]
+
+        def any_ok(facts: Facts) -> Result:
+            # Every true branch contributes evidence: a 血脂异常 shows all abnormal lipids, not only the first.
+            evidence: list[Evidence] = []
+            hit = False
+            for p in parts:
+                ok, ev = p(facts)
+                if ok:
+                    hit = True
+                    evidence.extend(ev)
+            return hit, evidence
+
+        return any_ok
+    if isinstance(cond, NotCondition):
+        inner = compile_condition(cond.not_)
+        return lambda facts: (not inner(facts)[0], [])
+    if isinstance(cond, AtLeastCondition):
+        parts = [compile_condition(c) for c in cond.at_least.of]
+        n = cond.at_least.n
+
+        def at_least(facts: Facts) -> Result:
+            evidence: list[Evidence] = []
+            count = 0
+            for p in parts:
+                ok, ev = p(facts)
+                if ok:
+                    count += 1
+                    evidence.extend(ev)
+            return (count >= n, evidence) if count >= n else _NO
+
+        return at_least
+    raise TypeError(f"unknown condition kind: {type(cond).__name__}")
+
+
+def uses_conclusions(cond: Condition) -> bool:
+    from zhujian.kb.loader import iter_conditions
+
+    return any(isinstance(c, ConclusionCondition) for c in iter_conditions(cond))

@@ -1,0 +1,397 @@
+"""Normalize and evaluate measured items: alias → KB item, value parsing, unit conversion, plausibility,
+reference interval (the input's own range wins), flag, critical value, derived items (BMI, eGFR, non-HDL-C, WHR)."""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from dataclasses import dataclass
+
+from zhujian.domain.record import ItemInput, Record
+from zhujian.domain.report import CriticalAlert, EvaluatedItem, Flag, Problem
+from zhujian.kb.loader import KnowledgeBase, normalize_unit
+from zhujian.kb.schema import CriticalValueDef, ItemDef, OrdinalLevel, QualitativeValue
+from zhujian.pipeline.values import ParsedRange, parse_range, parse_value
+from zhujian.risk.egfr import egfr_ckd_epi_2021_cr
+
+_OPS = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+
+def compare(value: float, op: str, threshold: float) -> bool:
+    return bool(_OPS[op](value, threshold))
+
+
+def _category_key(text: str) -> str:
+    key = unicodedata.normalize("NFKC", text).strip().lower().replace(" ", "")
+    return key.replace("＋", "+").replace("－", "-")
+
+
+@dataclass
+class ItemCaches:
+    """Per-KB lookups built once: category synonyms per item, critical values per item."""
+
+    ordinal: dict[str, dict[str, OrdinalLevel]]
+    qualitative: dict[str, dict[str, QualitativeValue]]
+    critical: dict[str, list[CriticalValueDef]]
+
+
+_CACHES: dict[int, tuple[str, ItemCaches]] = {}
+
+
+def caches_for(kb: KnowledgeBase) -> ItemCaches:
+    hit = _CACHES.get(id(kb))
+    if hit is not None and hit[0] == kb.version + str(len(kb.critical_values)):
+        return hit[1]
+    ordinal: dict[str, dict[str, OrdinalLevel]] = {}
+    qualitative: dict[str, dict[str, QualitativeValue]] = {}
+    for item in kb.items.values():
+        if item.scale:
+            table: dict[str, OrdinalLevel] = {}
+            for level in item.scale:
+                for word in (level.label, *level.synonyms):
+                    table[_category_key(word)] = level
+            ordinal[item.id] = table
+        if item.values:
+            qtable: dict[str, QualitativeValue] = {}
+            for qv in item.values:
+                for word in (qv.label, *qv.synonyms):
+                    qtable[_category_key(word)] = qv
+            qualitative[item.id] = qtable
+    critical: dict[str, list[CriticalValueDef]] = {}
+    for cv in kb.critical_values:
+        critical.setdefault(cv.item, []).append(cv)
+    caches = ItemCaches(ordinal, qualitative, critical)
+    _CACHES[id(kb)] = (kb.version + str(len(kb.critical_values)), caches)
+    return caches
+
+
+def default_interval(item: ItemDef, sex: str, age: float | None) -> tuple[float | None, float | None] | None:
+    for ref in item.reference:
+        if ref.sex != "any" and ref.sex != sex:
+            continue
+        if ref.age_min is not None and (age is None or age < ref.age_min):
+            continue
+        if ref.age_max is not None and (age is None or age >= ref.age_max):
+            continue
+        return ref.low, ref.high
+    return None
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+@dataclass
+class ItemEvaluation:
+    items: list[EvaluatedItem]
+    by_id: dict[str, EvaluatedItem]
+    alerts: list[CriticalAlert]
+    problems: list[Problem]
+
+
+def evaluate_items(kb: KnowledgeBase, record: Record) -> ItemEvaluation:
+    caches = caches_for(kb)
+    sex = record.sex
+    age = record.age_years()
+    items: list[EvaluatedItem] = []
+    by_id: dict[str, EvaluatedItem] = {}
+    problems: list[Problem] = []
+    alerts: list[CriticalAlert] = []
+    for index, given in enumerate(record.items):
+        evaluated = _evaluate_one(kb, caches, given, index, sex, age, problems)
+        items.append(evaluated)
+        if evaluated.item_id is None or evaluated.value is None:
+            continue
+        previous = by_id.get(evaluated.item_id)
+        if previous is not None and previous.value is not None:
+            if previous.value != evaluated.value:
+                problems.append(
+                    Problem(
+                        "duplicate",
+                        f"{evaluated.name} 出现两次且数值不同（{_fmt(previous.value)} 与 {_fmt(evaluated.value)}），"
+                        "规则使用第一次的结果",
+                        item=evaluated.source_name,
+                        value=evaluated.raw_value,
+                        field=f"items[{index}]",
+                    )
+                )
+            continue
+        by_id[evaluated.item_id] = evaluated
+    _derive(kb, record, items, by_id, sex, age, problems)
+    for evaluated in items:
+        if evaluated.item_id is None or not isinstance(evaluated.value, float):
+            continue
+        for cv in caches.critical.get(evaluated.item_id, ()):
+            if compare(evaluated.value, cv.op, cv.value):
+                evaluated.critical = True
+                alerts.append(
+                    CriticalAlert(
+                        level=cv.level,
+                        reason=cv.reason,
+                        source="item",
+                        item_id=evaluated.item_id,
+                        value=evaluated.value,
+                        unit=evaluated.unit,
+                        rule_id=cv.id,
+                    )
+                )
+    return ItemEvaluation(items, by_id, alerts, problems)
+
+
+def _evaluate_one(
+    kb: KnowledgeBase,
+    caches: ItemCaches,
+    given: ItemInput,
+    index: int,
+    sex: str,
+    age: float | None,
+    problems: list[Problem],
+) -> EvaluatedItem:
+    source_name = given.name or given.code or ""
+    raw = None if given.value is None else str(given.value)
+    item_id = None
+    if given.code:
+        item_id = given.code if given.code in kb.items else kb.resolve_item(given.code)
+    if item_id is None and given.name:
+        item_id = kb.resolve_item(given.name)
+    where = f"items[{index}]"
+    if item_id is None:
+        problems.append(
+            Problem(
+                "item_unknown",
+                f"未知项目“{source_name}”：知识库中没有这个名称或别名，原值保留未解释",
+                item=source_name,
+                value=raw,
+                field=where,
+            )
+        )
+        return EvaluatedItem(
+            None, source_name, source_name, raw, raw, given.unit, None, None, None, "unknown", section=given.section
+        )
+    item = kb.items[item_id]
+    result = EvaluatedItem(
+        item_id, item.name, source_name, raw, None, item.unit, None, None, None, "unknown", section=given.section
+    )
+
+    # Categories first: ordinal dipsticks and qualitative results are words or symbols, not numbers.
+    if given.value is not None and not isinstance(given.value, int | float):
+        key = _category_key(str(given.value))
+        level = caches.ordinal.get(item_id, {}).get(key)
+        if level is not None and item.normal_max_rank is not None:
+            result.value = level.label
+            result.rank = level.rank
+            result.unit = None
+            result.flag = "abnormal" if level.rank > item.normal_max_rank else "normal"
+            return result
+        qv = caches.qualitative.get(item_id, {}).get(key)
+        if qv is None and key.endswith(")") and "(" in key:
+            qv = caches.qualitative.get(item_id, {}).get(key.split("(")[0])
+        if qv is not None:
+            result.value = qv.label
+            result.unit = None
+            result.flag = "abnormal" if qv.abnormal else "normal"
+            return result
+
+    parsed = parse_value(given.value)
+    if parsed.kind == "empty":
+        problems.append(
+            Problem("empty", f"{item.name}（{source_name}）没有结果值", item=source_name, value=raw, field=where)
+        )
+        return result
+    if parsed.kind == "not_done":
+        problems.append(
+            Problem(
+                "not_done",
+                f"{item.name}（{source_name}）未检查：原值“{parsed.text}”",
+                item=source_name,
+                value=raw,
+                field=where,
+            )
+        )
+        result.value = None
+        result.qualifier = parsed.text
+        return result
+    if parsed.kind != "number" or parsed.number is None:
+        problems.append(
+            Problem(
+                "unparseable",
+                f"{item.name}（{source_name}）的结果“{raw}”无法解读为数值或分类",
+                item=source_name,
+                value=raw,
+                field=where,
+            )
+        )
+        return result
+    if item.kind != "quantitative":
+        problems.append(
+            Problem(
+                "unparseable",
+                f"{item.name}（{source_name}）应为分类结果（如 阴性/阳性、-/+），收到数值“{raw}”",
+                item=source_name,
+                value=raw,
+                field=where,
+            )
+        )
+        return result
+
+    unit = given.unit
+    remark = parsed.remark
+    factors = kb.unit_factors.get(item_id, {})
+    if remark is not None and normalize_unit(remark) in factors and unit is None:
+        unit, remark = remark, None
+    factor, offset = 1.0, 0.0
+    if unit is not None and unit.strip():
+        conv = factors.get(normalize_unit(unit))
+        if conv is None:
+            problems.append(
+                Problem(
+                    "unit_unknown",
+                    f"{item.name}（{source_name}）的单位“{unit}”无法换算为 {item.unit}，结果未使用",
+                    item=source_name,
+                    value=raw,
+                    field=where,
+                )
+            )
+            result.unit = unit
+            return result
+        factor, offset = conv
+    value = parsed.number * factor + offset
+    if factor != 1.0 or offset != 0.0:
+        value = round(value, 6)
+    if (item.plausible_low is not None and value < item.plausible_low) or (
+        item.plausible_high is not None and value > item.plausible_high
+    ):
+        problems.append(
+            Problem(
+                "implausible",
+                f"{item.name}（{source_name}）= {raw}{' ' + unit if unit else ''} 超出可能范围 "
+                f"[{_fmt(item.plausible_low)}, {_fmt(item.plausible_high)}] {item.unit}，疑为录入错误，结果未使用",
+                item=source_name,
+                value=raw,
+                field=where,
+            )
+        )
+        return result
+    result.value = value
+    if parsed.bound is not None:
+        result.qualifier = parsed.bound
+    elif remark is not None:
+        result.qualifier = remark
+        if remark not in ("↑", "↓", "+", "*"):
+            problems.append(
+                Problem(
+                    "remark",
+                    f"{item.name}（{source_name}）结果带有备注“{remark}”，数值 {_fmt(value)} 已使用",
+                    item=source_name,
+                    value=raw,
+                    field=where,
+                )
+            )
+
+    ref: ParsedRange | None = None
+    if given.reference_range:
+        ref = parse_range(given.reference_range)
+        if ref is None:
+            problems.append(
+                Problem(
+                    "reference_unparseable",
+                    f"{item.name}（{source_name}）的参考范围“{given.reference_range}”无法解读，改用知识库默认范围",
+                    item=source_name,
+                    value=given.reference_range,
+                    field=where,
+                )
+            )
+    if ref is not None:
+        low = None if ref.low is None else round(ref.low * factor + offset, 6)
+        high = None if ref.high is None else round(ref.high * factor + offset, 6)
+        result.ref_low, result.ref_high, result.ref_source = low, high, "input"
+    elif not item.reference_from_input_only:
+        interval = default_interval(item, sex, age)
+        if interval is not None:
+            result.ref_low, result.ref_high = interval
+            result.ref_source = "kb"
+    result.flag = _flag(value, result.ref_low, result.ref_high, result.ref_source, parsed.bound)
+    return result
+
+
+def _flag(value: float, low: float | None, high: float | None, source: str | None, bound: str | None) -> Flag:
+    if source is None:
+        return "unknown"
+    if high is not None and value > high:
+        return "high"
+    if low is not None and value < low:
+        return "low"
+    if bound == ">" and high is not None and value >= high:
+        return "high"
+    if bound == "<" and low is not None and value <= low:
+        return "low"
+    return "normal"
+
+
+def _derive(
+    kb: KnowledgeBase,
+    record: Record,
+    items: list[EvaluatedItem],
+    by_id: dict[str, EvaluatedItem],
+    sex: str,
+    age: float | None,
+    problems: list[Problem],
+) -> None:
+    """Items a checkup report always states but sources often omit, computed from measured items."""
+
+    def num(item_id: str) -> float | None:
+        e = by_id.get(item_id)
+        return e.value if e is not None and isinstance(e.value, float) else None
+
+    def add(item_id: str, value: float, how: str) -> None:
+        if item_id not in kb.items or item_id in by_id:
+            return
+        item = kb.items[item_id]
+        decimals = item.decimals if item.decimals is not None else 2
+        value = round(value, decimals)
+        interval = default_interval(item, sex, age)
+        low, high = interval if interval is not None else (None, None)
+        evaluated = EvaluatedItem(
+            item_id,
+            item.name,
+            how,
+            None,
+            value,
+            item.unit,
+            low,
+            high,
+            "kb" if interval else None,
+            _flag(value, low, high, "kb" if interval else None, None),
+            derived=True,
+        )
+        items.append(evaluated)
+        by_id[item_id] = evaluated
+
+    height, weight = num("height"), num("weight")
+    if height and weight and height > 0:
+        add("bmi", weight / (height / 100.0) ** 2, "计算：体重/身高²")
+    tc, hdl = num("tc"), num("hdl")
+    if tc is not None and hdl is not None:
+        add("non_hdl", tc - hdl, "计算：总胆固醇−HDL-C")
+    waist, hip = num("waist"), num("hip")
+    if waist and hip:
+        add("whr", waist / hip, "计算：腰围/臀围")
+    crea = num("crea")
+    if crea is not None and age is not None and (sex == "male" or sex == "female") and age >= 18:
+        value = egfr_ckd_epi_2021_cr(scr_mg_dl=crea / 88.4, age=age, sex="male" if sex == "male" else "female")
+        if math.isfinite(value):
+            add("egfr", value, "计算：CKD-EPI 2021 肌酐方程")
+    elif crea is not None and "egfr" not in by_id:
+        missing = "性别" if sex not in ("male", "female") else "年龄"
+        problems.append(
+            Problem("derived_missing_input", f"未计算 eGFR：缺少{missing}（或年龄 < 18 岁）", item="egfr", field="egfr")
+        )

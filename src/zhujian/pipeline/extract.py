@@ -1,0 +1,494 @@
+"""Text findings: ultrasound, ECG, imaging and physical-exam text → abnormal findings with attributes.
+
+The algorithm is generic; every word it knows (organs, findings, negation and uncertainty cues, grade words)
+comes from the KB lexicon. Steps for one text:
+
+1. normalize characters one by one (NFKC where it keeps length) so spans point into the original text;
+2. find organ mentions; the nearest mention before a match (or the exam item itself) is the active site;
+3. match every finding pattern whose sites are active; drop matches vetoed by `exclude` in their sentence, or
+   negated by a cue in their clause (forward cue before, backward cue after, no terminator between);
+4. read attributes (size, count, grade, side, category, heart rate) from the sentence of each match;
+5. merge repeated matches of one finding (per side for paired organs) and apply `suppresses`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from zhujian.domain.report import Finding
+from zhujian.kb.loader import KnowledgeBase, normalize_label
+from zhujian.kb.schema import FindingDef, SiteDef
+
+_SIZE_PAIR = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?\s*[x×*X✕]\s*(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?"
+    r"(?:\s*[x×*X✕]\s*(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?)?",
+    re.IGNORECASE,
+)
+_SIZE_SINGLE = re.compile(
+    r"(?:长径|直径|大小|范围|厚度?|宽|约|径)\s*(?:约|为)?\s*[(（]?\s*(\d+(?:\.\d+)?)\s*[)）]?\s*(mm|cm|毫米|厘米)",
+    re.IGNORECASE,
+)
+_COUNT_WORDS: tuple[tuple[str, int | str], ...] = (
+    ("多发", "多发"),
+    ("多个", "多发"),
+    ("数个", "多发"),
+    ("多枚", "多发"),
+    ("散在", "多发"),
+    ("两个", 2),
+    ("2个", 2),
+    ("二个", 2),
+    ("两枚", 2),
+    ("三个", 3),
+    ("3个", 3),
+    ("单发", 1),
+    ("一个", 1),
+    ("1个", 1),
+    ("一枚", 1),
+)
+_CATEGORY = re.compile(
+    r"(C-?TI-?RADS|ACR\s*TI-?RADS|TI-?RADS|BI-?RADS|Lung-?RADS)\s*[:：]?\s*[(（]?\s*(\d[abcABC]?)\s*[类級级]?",
+    re.IGNORECASE,
+)
+_CATEGORY_NAMES = {
+    "ctirads": "C-TIRADS",
+    "acrtirads": "TI-RADS",
+    "tirads": "TI-RADS",
+    "birads": "BI-RADS",
+    "lungrads": "Lung-RADS",
+}
+_RATE = re.compile(r"(\d{2,3})\s*(?:次/分|次/min|bpm|次每分|次)", re.IGNORECASE)
+_SENTENCE_END = "。；;\n"
+
+# Meinian-style table ids and common exam-item labels that name a side.
+_ITEM_SIDE = {"0117": "左", "0118": "右"}
+
+
+def _normalize_chars(text: str) -> str:
+    """NFKC per character where the result stays one character long (spans stay valid).
+
+    Conclusion lists such as `肝:脂肪肝（重度）肝囊肿（多发）右肾:右肾囊肿` carry no punctuation between
+    diagnoses, so an organ prefix colon and a closing bracket followed by a Chinese character become line breaks:
+    each diagnosis then gets its own sentence for negation and attributes.
+    """
+    out = []
+    for ch in text:
+        if ord(ch) < 128:
+            out.append(ch)
+            continue
+        n = unicodedata.normalize("NFKC", ch)
+        out.append(n if len(n) == 1 else ch)
+    for i in range(len(out) - 1):
+        ch = out[i]
+        closes_diagnosis = ch == ")" and _is_cjk(out[i + 1])
+        organ_prefix = ch == ":" and i > 0 and not out[i - 1].isdigit() and not out[i + 1].isdigit()
+        if closes_diagnosis or organ_prefix:
+            out[i] = "\n"
+    return "".join(out)
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"
+
+
+def _to_mm(value: float, unit: str | None, default_unit: str | None) -> float | None:
+    u = (unit or default_unit or "").lower()
+    if u in ("cm", "厘米"):
+        return round(value * 10, 2)
+    if u in ("mm", "毫米"):
+        return value
+    return None
+
+
+@dataclass(slots=True)
+class _CompiledFinding:
+    definition: FindingDef
+    pattern: re.Pattern[str]
+    exclude: re.Pattern[str] | None
+    sites: frozenset[str]
+
+
+@dataclass(slots=True)
+class _Match:
+    finding: _CompiledFinding
+    start: int
+    end: int
+    site: str | None
+    side: str | None
+    attrs: dict[str, Any]
+    uncertain: bool
+
+
+@dataclass
+class ExtractionResult:
+    findings: list[Finding]
+    incomplete: bool
+    site: str | None = None
+
+
+@dataclass
+class CompiledLexicon:
+    kb_version: str
+    sites: dict[str, SiteDef]
+    site_pattern: re.Pattern[str]
+    site_group_ids: list[str]
+    item_sites: dict[str, str]
+    findings: list[_CompiledFinding]
+    siteless: list[_CompiledFinding]
+    by_site: dict[str, list[_CompiledFinding]]
+    forward_cues: list[tuple[str, int]]
+    backward_cues: list[tuple[str, int]]
+    terminators: list[str]
+    pseudo: list[str]
+    uncertainty: list[str]
+    incomplete: re.Pattern[str]
+    separators: frozenset[str]
+    grades: list[tuple[str, str, int]]
+    grade_ranks: dict[str, int] = field(default_factory=dict)
+    by_id: dict[str, FindingDef] = field(default_factory=dict)
+
+
+def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
+    site_alternatives: list[str] = []
+    site_group_ids: list[str] = []
+    # One alternation with a named group per site; longer literal patterns first so that 左肾 beats 肾.
+    entries: list[tuple[str, str]] = []
+    for site in kb.sites.values():
+        for pattern in site.patterns:
+            entries.append((site.id, pattern))
+    entries.sort(key=lambda e: -len(e[1]))
+    for i, (site_id, pattern) in enumerate(entries):
+        site_alternatives.append(f"(?P<s{i}>{pattern})")
+        site_group_ids.append(site_id)
+    site_pattern = re.compile("|".join(site_alternatives), re.IGNORECASE) if site_alternatives else re.compile(r"(?!)")
+
+    item_sites: dict[str, str] = {}
+    for site in kb.sites.values():
+        for label in site.items:
+            item_sites[normalize_label(label)] = site.id
+
+    compiled: list[_CompiledFinding] = []
+    siteless: list[_CompiledFinding] = []
+    by_site: dict[str, list[_CompiledFinding]] = {}
+    for fd in kb.findings.values():
+        cf = _CompiledFinding(
+            definition=fd,
+            pattern=re.compile("|".join(f"(?:{p})" for p in fd.patterns), re.IGNORECASE),
+            exclude=re.compile("|".join(f"(?:{p})" for p in fd.exclude), re.IGNORECASE) if fd.exclude else None,
+            sites=frozenset(fd.sites),
+        )
+        compiled.append(cf)
+        if not fd.sites:
+            siteless.append(cf)
+        for s in fd.sites:
+            by_site.setdefault(s, []).append(cf)
+
+    ctx = kb.context.context
+    forward = sorted(((c.cue, c.max_chars) for c in ctx.negation if c.direction == "forward"), key=lambda c: -len(c[0]))
+    backward = sorted(
+        ((c.cue, c.max_chars) for c in ctx.negation if c.direction == "backward"), key=lambda c: -len(c[0])
+    )
+    grades = sorted(((g.word, g.grade, g.rank) for g in kb.context.attributes.grades), key=lambda g: -len(g[0]))
+    return CompiledLexicon(
+        kb_version=kb.version,
+        sites=kb.sites,
+        site_pattern=site_pattern,
+        site_group_ids=site_group_ids,
+        item_sites=item_sites,
+        findings=compiled,
+        siteless=siteless,
+        by_site=by_site,
+        forward_cues=forward,
+        backward_cues=backward,
+        terminators=list(ctx.terminators),
+        pseudo=list(ctx.pseudo_negation),
+        uncertainty=list(ctx.uncertainty),
+        incomplete=re.compile("|".join(f"(?:{p})" for p in ctx.incomplete)),
+        separators=frozenset(ctx.separators),
+        grades=grades,
+        grade_ranks={g.grade: g.rank for g in kb.context.attributes.grades},
+        by_id={cf.definition.id: cf.definition for cf in compiled},
+    )
+
+
+_LEXICON_CACHE: dict[int, CompiledLexicon] = {}
+
+
+def lexicon_for(kb: KnowledgeBase) -> CompiledLexicon:
+    cached = _LEXICON_CACHE.get(id(kb))
+    if cached is None or cached.kb_version != kb.version:
+        cached = compile_lexicon(kb)
+        _LEXICON_CACHE[id(kb)] = cached
+    return cached
+
+
+def _bounds(text: str, pos: int, stops: frozenset[str] | str) -> tuple[int, int]:
+    start = pos
+    while start > 0 and text[start - 1] not in stops:
+        start -= 1
+    end = pos
+    n = len(text)
+    while end < n and text[end] not in stops:
+        end += 1
+    return start, end
+
+
+def _cue_positions(segment: str, cue: str, pseudo: list[str]) -> list[int]:
+    """Start offsets of `cue` in `segment` that are not part of a pseudo-negation phrase."""
+    out: list[int] = []
+    start = segment.find(cue)
+    while start >= 0:
+        is_pseudo = False
+        for phrase in pseudo:
+            k = phrase.find(cue)
+            if k >= 0 and segment.startswith(phrase, start - k) and start - k >= 0:
+                is_pseudo = True
+                break
+        if not is_pseudo:
+            out.append(start)
+        start = segment.find(cue, start + 1)
+    return out
+
+
+def _is_negated(lex: CompiledLexicon, text: str, start: int, end: int) -> bool:
+    c_start, c_end = _bounds(text, start, lex.separators)
+    before = text[c_start:start]
+    for cue, max_chars in lex.forward_cues:
+        for pos in _cue_positions(before, cue, lex.pseudo):
+            gap = before[pos + len(cue) :]
+            if len(gap) > max_chars:
+                continue
+            if any(t in gap for t in lex.terminators):
+                continue
+            return True
+    after = text[end:c_end]
+    for cue, max_chars in lex.backward_cues:
+        pos = after.find(cue)
+        if pos >= 0 and pos <= max_chars and not any(t in after[:pos] for t in lex.terminators):
+            return True
+    return False
+
+
+def _is_uncertain(lex: CompiledLexicon, text: str, start: int, end: int) -> bool:
+    c_start, c_end = _bounds(text, start, lex.separators)
+    window = text[c_start:c_end]
+    return any(cue in window for cue in lex.uncertainty)
+
+
+def _read_attrs(lex: CompiledLexicon, text: str, start: int, end: int) -> dict[str, Any]:
+    s_start, s_end = _bounds(text, start, _SENTENCE_END)
+    c_start, c_end = _bounds(text, start, lex.separators)
+    attrs: dict[str, Any] = {}
+    # Sizes: from the match onwards to the end of its sentence (the lesion is described, then measured).
+    tail = text[start:s_end]
+    sizes: list[float] = []
+    for m in _SIZE_PAIR.finditer(tail):
+        default_unit = m.group(6) or m.group(4) or m.group(2)
+        for value, unit in ((m.group(1), m.group(2)), (m.group(3), m.group(4)), (m.group(5), m.group(6))):
+            if value is None:
+                continue
+            mm = _to_mm(float(value), unit, default_unit)
+            if mm is not None:
+                sizes.append(mm)
+    for m in _SIZE_SINGLE.finditer(tail):
+        mm = _to_mm(float(m.group(1)), m.group(2), None)
+        if mm is not None:
+            sizes.append(mm)
+    if sizes:
+        attrs["size_mm"] = max(sizes)
+    window = text[max(s_start, start - 12) : s_end]
+    for word, value in _COUNT_WORDS:
+        if word in window:
+            attrs["count"] = value
+            break
+    # Grade: the nearest grade word in the clause (轻度脂肪肝 / 脂肪肝（中度）).
+    clause = text[c_start:c_end]
+    best: tuple[int, str] | None = None
+    for word, grade, _rank in lex.grades:
+        pos = clause.find(word)
+        while pos >= 0:
+            distance = abs((c_start + pos) - start)
+            if best is None or distance < best[0]:
+                best = (distance, grade)
+            pos = clause.find(word, pos + 1)
+    if best is not None:
+        attrs["grade"] = best[1]
+    cat = _CATEGORY.search(text, s_start, s_end)
+    if cat is not None:
+        system = _CATEGORY_NAMES.get(re.sub(r"[^a-z]", "", cat.group(1).lower()), cat.group(1).upper())
+        attrs["category"] = f"{system} {cat.group(2).upper()}"
+    rate = _RATE.search(text, start, s_end) or _RATE.search(text, s_start, s_end)
+    if rate is not None:
+        attrs["rate_bpm"] = int(rate.group(1))
+    return attrs
+
+
+def _side_near(text: str, start: int, end: int, lower: int) -> str | None:
+    """Side word nearest before the match within its sentence, or inside the match."""
+    inside = text[start:end]
+    for word, side in (("双侧", "双侧"), ("双", "双侧"), ("左", "左"), ("右", "右")):
+        if word in inside:
+            return side
+    i = start - 1
+    while i >= lower:
+        ch = text[i]
+        if ch == "左":
+            return "左"
+        if ch == "右":
+            return "右"
+        if ch == "双" or text.startswith("两侧", i):
+            return "双侧"
+        i -= 1
+    return None
+
+
+def extract_text(kb: KnowledgeBase, item: str, text: str, sex: str = "unknown") -> ExtractionResult:
+    """Findings of one text. `item` is the exam item label (e.g. 肝脏, 超声提示, 心电图, or a Meinian table id)."""
+    lex = lexicon_for(kb)
+    norm = _normalize_chars(text)
+    item_key = normalize_label(item) if item else ""
+    default_site = lex.item_sites.get(item_key)
+    if default_site is None and item_key:
+        # Labels such as "左肾超声" or "甲状腺彩超" name their organ inside.
+        m = lex.site_pattern.search(item_key)
+        if m is not None and m.lastgroup is not None:
+            default_site = lex.site_group_ids[int(m.lastgroup[1:])]
+    item_side = _ITEM_SIDE.get(item_key)
+    if item_side is None and item_key[:1] in ("左", "右"):
+        item_side = item_key[:1]
+
+    mentions: list[tuple[int, int, str]] = []
+    for m in lex.site_pattern.finditer(norm):
+        if m.lastgroup is None:
+            continue
+        mentions.append((m.start(), m.end(), lex.site_group_ids[int(m.lastgroup[1:])]))
+    mentioned = {s for _, _, s in mentions}
+
+    candidates: list[_CompiledFinding] = list(lex.siteless)
+    seen_ids: set[str] = {cf.definition.id for cf in candidates}
+    for s in [default_site, *mentioned]:
+        if s is None:
+            continue
+        for cf in lex.by_site.get(s, []):
+            if cf.definition.id not in seen_ids:
+                seen_ids.add(cf.definition.id)
+                candidates.append(cf)
+
+    matches: list[_Match] = []
+    for cf in candidates:
+        for m in cf.pattern.finditer(norm):
+            start, end = m.start(), m.end()
+            if start == end:
+                continue
+            site = _active_site(mentions, start, end, default_site)
+            if cf.sites and site not in cf.sites:
+                # A site mentioned inside the match itself (e.g. 胆囊结石 in a liver text) also counts.
+                inside = {s for a, b, s in mentions if a >= start and b <= end}
+                hit = cf.sites & inside
+                if not hit:
+                    continue
+                site = next(iter(hit))
+            if cf.exclude is not None:
+                s_start, s_end = _bounds(norm, start, _SENTENCE_END)
+                if cf.exclude.search(norm, s_start, s_end):
+                    continue
+            if _is_negated(lex, norm, start, end):
+                continue
+            s_start, _ = _bounds(norm, start, _SENTENCE_END)
+            side: str | None = None
+            if site is not None and lex.sites[site].paired:
+                side = _side_near(norm, start, end, _site_mention_start(mentions, start, s_start)) or item_side
+            attrs = _read_attrs(lex, norm, start, end)
+            matches.append(_Match(cf, start, end, site, side, attrs, _is_uncertain(lex, norm, start, end)))
+
+    findings = _merge(lex, matches, item, text)
+    incomplete = lex.incomplete.search(norm) is not None
+    return ExtractionResult(findings=findings, incomplete=incomplete, site=default_site)
+
+
+def _active_site(mentions: list[tuple[int, int, str]], start: int, end: int, default: str | None) -> str | None:
+    active = default
+    for a, _b, s in mentions:
+        if a > start:
+            break
+        active = s
+    return active
+
+
+def _site_mention_start(mentions: list[tuple[int, int, str]], start: int, sentence_start: int) -> int:
+    """Where to stop looking back for a side word: the sentence start, or earlier if the organ was named earlier."""
+    lower = sentence_start
+    for a, _b, _s in mentions:
+        if a > start:
+            break
+        lower = min(lower, a)
+    return lower
+
+
+def _merge(lex: CompiledLexicon, matches: list[_Match], item: str, original: str) -> list[Finding]:
+    merged: dict[tuple[str, str | None], Finding] = {}
+    occurrences: dict[tuple[str, str | None], int] = {}
+    for m in sorted(matches, key=lambda x: x.start):
+        fd = m.finding.definition
+        per_side = fd.per_side or (m.site is not None and lex.sites[m.site].paired and fd.per_side)
+        key = (fd.id, m.side if per_side else None)
+        attrs = dict(m.attrs)
+        if fd.default_grade and "grade" not in attrs:
+            attrs["grade"] = fd.default_grade
+        if m.side is not None:
+            attrs["side"] = m.side
+        existing = merged.get(key)
+        if existing is None:
+            site_name = lex.sites[m.site].name if m.site is not None else None
+            merged[key] = Finding(
+                finding_id=fd.id,
+                name=fd.name,
+                icd10=fd.icd10,
+                site=site_name,
+                attrs=attrs,
+                source_item=item,
+                span=(m.start, m.end),
+                evidence_text=original[m.start : m.end],
+                uncertain=m.uncertain,
+                conclusion=fd.conclusion,
+                critical=fd.critical,
+            )
+            occurrences[key] = 1
+            continue
+        occurrences[key] += 1
+        ea = existing.attrs
+        if "size_mm" in attrs and attrs["size_mm"] > ea.get("size_mm", -1):
+            ea["size_mm"] = attrs["size_mm"]
+        if "grade" in attrs and "grade" not in ea:
+            ea["grade"] = attrs["grade"]
+        if "category" in attrs:
+            ea["category"] = _higher_category(ea.get("category"), attrs["category"])
+        if "count" in attrs and "count" not in ea:
+            ea["count"] = attrs["count"]
+        if "side" in attrs and ea.get("side") not in (None, attrs["side"]):
+            ea["side"] = "双侧"
+        existing.uncertain = existing.uncertain and m.uncertain
+    suppressed: set[str] = set()
+    for f in merged.values():
+        suppressed.update(lex.by_id[f.finding_id].suppresses)
+    return [f for f in merged.values() if f.finding_id not in suppressed]
+
+
+def _higher_category(a: str | None, b: str) -> str:
+    if a is None:
+        return b
+    return max(a, b, key=lambda c: c.split()[-1])
+
+
+def category_rank(category: str | None) -> float | None:
+    """Numeric rank of a category such as 'TI-RADS 4A' (4.1) for rule comparisons."""
+    if not category:
+        return None
+    m = re.search(r"(\d)([abcABC]?)$", category)
+    if m is None:
+        return None
+    base = float(m.group(1))
+    sub = m.group(2).lower()
+    return base + {"": 0.0, "a": 0.1, "b": 0.2, "c": 0.3}[sub]

@@ -1,0 +1,216 @@
+"""Rules → conclusions: fire the KB rules over items, findings and history; map text findings to their
+conclusions; merge (一元化) by `suppresses`; enforce sex consistency; make sure every critical value has a
+conclusion at the top."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zhujian.domain.report import Conclusion, CriticalAlert, EvaluatedItem, Evidence, Finding, Problem
+from zhujian.kb.loader import KnowledgeBase
+from zhujian.kb.schema import ConclusionDef, RuleDef
+from zhujian.pipeline.conditions import Evaluator, Facts, compile_condition, finding_evidence, uses_conclusions
+
+# Conclusion used when a critical value has no conclusion of its own (it must never be hidden).
+UNMAPPED_CRITICAL = "critical_value_unmapped"
+
+
+@dataclass
+class CompiledRule:
+    rule: RuleDef
+    evaluate: Evaluator
+    second_pass: bool
+
+
+@dataclass
+class CompiledRules:
+    kb_version: str
+    rules: list[CompiledRule]
+
+
+_RULE_CACHE: dict[int, CompiledRules] = {}
+
+
+def rules_for(kb: KnowledgeBase) -> CompiledRules:
+    cached = _RULE_CACHE.get(id(kb))
+    if cached is None or cached.kb_version != kb.version:
+        compiled = [CompiledRule(r, compile_condition(r.when), uses_conclusions(r.when)) for r in kb.rules]
+        cached = CompiledRules(kb.version, compiled)
+        _RULE_CACHE[id(kb)] = cached
+    return cached
+
+
+def explanation_for(definition: ConclusionDef, sex: str, age: float | None) -> str:
+    for v in definition.explanation_variants:
+        if v.sex != "any" and v.sex != sex:
+            continue
+        if v.age_min is not None and (age is None or age < v.age_min):
+            continue
+        if v.age_max is not None and (age is None or age >= v.age_max):
+            continue
+        return v.text
+    return definition.explanation
+
+
+def _new_conclusion(definition: ConclusionDef, sex: str, age: float | None) -> Conclusion:
+    return Conclusion(
+        conclusion_id=definition.id,
+        name=definition.name,
+        icd10=definition.icd10,
+        level=definition.level,
+        category=definition.category,
+        system=definition.system,
+        order=definition.order,
+        department=definition.department,
+        follow_up=definition.follow_up,
+        advice=definition.advice,
+        explanation=explanation_for(definition, sex, age),
+    )
+
+
+def _add_evidence(target: Conclusion, evidence: list[Evidence]) -> None:
+    seen = {(e.kind, e.description) for e in target.evidence}
+    for e in evidence:
+        key = (e.kind, e.description)
+        if key not in seen:
+            seen.add(key)
+            target.evidence.append(e)
+
+
+def derive_conclusions(
+    kb: KnowledgeBase,
+    facts: Facts,
+    findings: list[Finding],
+    alerts: list[CriticalAlert],
+    items: list[EvaluatedItem],
+    problems: list[Problem],
+) -> list[Conclusion]:
+    sex, age = facts.sex, facts.age
+    out: dict[str, Conclusion] = {}
+    qualifiers: dict[str, list[str]] = {}
+    suppress: dict[str, set[str]] = {}
+
+    def get(cid: str) -> Conclusion:
+        c = out.get(cid)
+        if c is None:
+            c = _new_conclusion(kb.conclusions[cid], sex, age)
+            out[cid] = c
+        return c
+
+    for f in findings:
+        if f.conclusion is None:
+            continue
+        c = get(f.conclusion)
+        _add_evidence(c, [finding_evidence(f)])
+
+    compiled = rules_for(kb)
+    facts.fired = set(out)
+
+    def fire(cr: CompiledRule) -> bool:
+        rule = cr.rule
+        if any(not kb.switch_on(s) for s in rule.requires_switch) or any(kb.switch_on(s) for s in rule.unless_switch):
+            return False
+        ok, evidence = cr.evaluate(facts)
+        if not ok:
+            return False
+        c = get(rule.conclusion)
+        if rule.id not in c.rules:
+            c.rules.append(rule.id)
+        _add_evidence(c, evidence)
+        if rule.qualifier and rule.qualifier not in qualifiers.setdefault(rule.conclusion, []):
+            qualifiers[rule.conclusion].append(rule.qualifier)
+        if rule.suppresses:
+            suppress.setdefault(rule.conclusion, set()).update(rule.suppresses)
+        new = rule.conclusion not in facts.fired
+        facts.fired.add(rule.conclusion)
+        return new
+
+    for cr in compiled.rules:
+        if not cr.second_pass:
+            fire(cr)
+    # Rules that depend on other conclusions run until nothing new fires (bounded by the rule count).
+    second = [cr for cr in compiled.rules if cr.second_pass]
+    for _ in range(len(second) + 1):
+        if not any(fire(cr) for cr in second):
+            break
+
+    # 一元化: a suppressing conclusion absorbs the evidence of the ones it replaces.
+    for winner, losers in suppress.items():
+        if winner not in out:
+            continue
+        for loser in losers:
+            if loser == winner or loser not in out:
+                continue
+            absorbed = out.pop(loser)
+            _add_evidence(out[winner], absorbed.evidence)
+            out[winner].merged.append(absorbed.name)
+            for r in absorbed.rules:
+                if r not in out[winner].rules:
+                    out[winner].rules.append(r)
+
+    for cid, words in qualifiers.items():
+        if cid in out:
+            out[cid].name = out[cid].name + "".join(words)
+
+    # Sex consistency: a conclusion that cannot apply to this sex is a data problem, not a conclusion.
+    if sex in ("male", "female"):
+        for cid in list(out):
+            required = kb.conclusions[cid].sex
+            if required != "any" and required != sex:
+                dropped = out.pop(cid)
+                sex_label = "女性" if sex == "female" else "男性"
+                only = "男性" if required == "male" else "女性"
+                problems.append(
+                    Problem(
+                        "sex_mismatch",
+                        f"结论“{dropped.name}”只适用于{only}，但受检者为{sex_label}："
+                        "请核对性别或检查结果（依据："
+                        + "；".join(e.description for e in dropped.evidence)
+                        + "）",
+                        field="sex",
+                    )
+                )
+
+    _attach_critical(kb, out, alerts, items, sex, age)
+    return list(out.values())
+
+
+def _attach_critical(
+    kb: KnowledgeBase,
+    out: dict[str, Conclusion],
+    alerts: list[CriticalAlert],
+    items: list[EvaluatedItem],
+    sex: str,
+    age: float | None,
+) -> None:
+    by_item = {e.item_id: e for e in items if e.item_id is not None}
+    for alert in alerts:
+        if alert.source != "item" or alert.item_id is None:
+            continue
+        holders = [c for c in out.values() if any(e.item_id == alert.item_id for e in c.evidence)]
+        # Prefer a conclusion whose own level matches the alert (e.g. 严重低钾血症 for K ≤ 2.8).
+        holders.sort(key=lambda c: (c.level != alert.level, c.level is None))
+        if holders:
+            target = holders[0]
+            # A critical value makes its conclusion at least as urgent as the alert (A before B before none).
+            if target.level is None or (alert.level == "A" and target.level == "B"):
+                target.level = alert.level
+        else:
+            definition = kb.conclusions.get(UNMAPPED_CRITICAL)
+            if definition is None:
+                continue
+            cid = f"{UNMAPPED_CRITICAL}:{alert.rule_id}"
+            target = out.get(cid) or _new_conclusion(definition, sex, age)
+            target.conclusion_id = cid
+            target.name = f"{definition.name}：{alert.reason}"
+            target.level = alert.level
+            out[cid] = target
+            e = by_item.get(alert.item_id)
+            if e is not None:
+                from zhujian.pipeline.conditions import item_evidence
+
+                _add_evidence(target, [item_evidence(e)])
+        target.critical = True
+        alert.conclusion_id = target.conclusion_id
+        if alert.rule_id and alert.rule_id not in target.rules:
+            target.rules.append(alert.rule_id)

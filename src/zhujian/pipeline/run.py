@@ -1,0 +1,120 @@
+"""The whole engine for one record: evaluate → extract → rules → rank → compose. Pure: no I/O."""
+
+from __future__ import annotations
+
+from zhujian import __version__
+from zhujian.domain.record import Record
+from zhujian.domain.report import Conclusion, CriticalAlert, Finding, Problem, Report
+from zhujian.kb.loader import KnowledgeBase
+from zhujian.pipeline.conditions import Facts
+from zhujian.pipeline.evaluate import evaluate_items
+from zhujian.pipeline.extract import extract_text, lexicon_for
+from zhujian.pipeline.rules import derive_conclusions
+
+_LEVEL_ORDER = {"A": 0, "B": 1}
+_CATEGORY_ORDER = {"disease": 0, "finding": 1, "risk_factor": 2}
+
+
+def rank_key(c: Conclusion) -> tuple[int, int, int, int, str]:
+    """Class A (critical values lead it), then class B, then diseases, findings, risk factors (2019 consensus)."""
+    return (
+        _LEVEL_ORDER.get(c.level or "", 2),
+        0 if c.critical else 1,
+        _CATEGORY_ORDER.get(c.category, 3),
+        c.order,
+        c.name,
+    )
+
+
+def rank_conclusions(conclusions: list[Conclusion]) -> list[Conclusion]:
+    return sorted(conclusions, key=rank_key)
+
+
+def build_report(kb: KnowledgeBase, record: Record) -> Report:
+    evaluation = evaluate_items(kb, record)
+    problems: list[Problem] = list(evaluation.problems)
+    age = record.age_years()
+    if record.sex == "unknown":
+        problems.append(Problem("sex_unknown", "性别未知：按性别区分的参考范围和结论未使用", field="sex"))
+    if age is None:
+        problems.append(Problem("age_unknown", "年龄未知：按年龄区分的参考范围、eGFR 和风险评估未使用", field="age"))
+
+    findings: list[Finding] = []
+    incomplete: list[str] = []
+    for index, text in enumerate(record.texts):
+        result = extract_text(kb, text.item, text.text, record.sex)
+        for f in result.findings:
+            f.text_index = index
+        findings.extend(result.findings)
+        if result.incomplete:
+            incomplete.append(text.item)
+
+    findings_by_id: dict[str, list[Finding]] = {}
+    for f in findings:
+        findings_by_id.setdefault(f.finding_id, []).append(f)
+    q = record.questionnaire
+    facts = Facts(
+        sex=record.sex,
+        age=age,
+        items=evaluation.by_id,
+        findings=findings_by_id,
+        history={
+            "history": q.history,
+            "medications": q.medications,
+            "family_history": q.family_history,
+            "symptoms": q.symptoms,
+        },
+        smoking=q.smoking,
+        drinking=q.drinking,
+        grade_ranks=lexicon_for(kb).grade_ranks,
+    )
+    alerts = list(evaluation.alerts)
+    conclusions = derive_conclusions(kb, facts, findings, alerts, evaluation.items, problems)
+
+    for f in findings:
+        if f.critical is not None:
+            holder = next((c for c in conclusions if c.conclusion_id == f.conclusion), None)
+            if holder is not None:
+                holder.critical = True
+                if holder.level is None or (f.critical == "A" and holder.level == "B"):
+                    holder.level = f.critical
+            alerts.append(
+                CriticalAlert(
+                    level=f.critical,
+                    reason=f"{f.name}［{f.source_item}：“{f.evidence_text}”］",
+                    source="finding",
+                    conclusion_id=f.conclusion,
+                )
+            )
+    ranked = rank_conclusions(conclusions)
+
+    # Important abnormal results (重要异常结果) are the A/B conclusions not already announced by an alert.
+    announced = {a.conclusion_id for a in alerts if a.conclusion_id}
+    for c in ranked:
+        if c.level in ("A", "B") and c.conclusion_id not in announced:
+            alerts.append(
+                CriticalAlert(
+                    level=c.level,
+                    reason=c.name,
+                    source="conclusion",
+                    conclusion_id=c.conclusion_id,
+                    rule_id=c.rules[0] if c.rules else None,
+                )
+            )
+    alerts.sort(key=lambda a: (_LEVEL_ORDER.get(a.level, 2), {"item": 0, "finding": 1, "conclusion": 2}[a.source]))
+
+    return Report(
+        visit_id=record.visit_id,
+        person_id=record.person_id,
+        sex=record.sex,
+        age=age,
+        exam_date=record.exam_date.isoformat() if record.exam_date else None,
+        kb_version=kb.version,
+        engine_version=__version__,
+        conclusions=ranked,
+        items=evaluation.items,
+        findings=findings,
+        critical=alerts,
+        problems=problems,
+        incomplete_texts=incomplete,
+    )
