@@ -27,6 +27,8 @@ class Questionnaire(_Model):
     symptoms: list[str] = Field(default_factory=list, description="现有症状")
     smoking: bool | None = Field(default=None, description="current smoker")
     drinking: bool | None = Field(default=None, description="regular alcohol use")
+    north: bool | None = Field(default=None, description="lives north of the Yangtze River (China-PAR region)")
+    urban: bool | None = Field(default=None, description="lives in a city (China-PAR urban/rural)")
 
 
 class ItemInput(_Model):

@@ -40,6 +40,8 @@ class EvaluatedItem:
     qualifier: str | None = None  # ">" / "<" when the source gave a bound, or a remark such as 轻度乳糜
     derived: bool = False
     section: str | None = None
+    previous: list[dict[str, Any]] = field(default_factory=list)
+    change: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +60,8 @@ class EvaluatedItem:
             "qualifier": self.qualifier,
             "derived": self.derived,
             "section": self.section,
+            "previous": self.previous,
+            "change": self.change,
         }
 
 
@@ -131,6 +135,8 @@ class Conclusion:
     rules: list[str] = field(default_factory=list)
     merged: list[str] = field(default_factory=list)
     critical: bool = False
+    status: str | None = None  # new | persistent | worse | improved (longitudinal comparison)
+    status_detail: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,6 +151,8 @@ class Conclusion:
             "advice": self.advice,
             "explanation": self.explanation,
             "critical": self.critical,
+            "status": self.status,
+            "status_detail": list(self.status_detail),
             "rules": list(self.rules),
             "merged": list(self.merged),
             "evidence": [e.to_dict() for e in self.evidence],

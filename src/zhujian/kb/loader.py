@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from zhujian.kb.schema import (
     AnyCondition,
     AtLeastCondition,
     CenterConfig,
+    CompareFile,
     ConclusionCondition,
     ConclusionDef,
     ConclusionsFile,
@@ -38,6 +40,7 @@ from zhujian.kb.schema import (
     KBManifest,
     LexiconFile,
     NotCondition,
+    RiskFile,
     RuleDef,
     RulesFile,
     SiteDef,
@@ -65,6 +68,7 @@ class KBError(Exception):
         super().__init__(f"{len(problems)} knowledge-base problem(s):\n{lines}")
 
 
+@lru_cache(maxsize=65536)
 def normalize_label(text: str) -> str:
     """Key used to match item names and aliases: NFKC, lower case, no spaces, no leading '*' or trailing ':'."""
     key = unicodedata.normalize("NFKC", text).strip().lower()
@@ -72,6 +76,7 @@ def normalize_label(text: str) -> str:
     return re.sub(r"\s+", "", key)
 
 
+@lru_cache(maxsize=4096)
 def normalize_unit(unit: str) -> str:
     key = unicodedata.normalize("NFKC", unit).strip().lower().replace(" ", "")
     key = key.replace("μ", "u").replace("µ", "u").replace("×", "*").replace("^", "")
@@ -90,6 +95,8 @@ class KnowledgeBase:
     sites: dict[str, SiteDef]
     findings: dict[str, FindingDef]
     content_hash: str
+    risk: RiskFile | None = None
+    compare: CompareFile | None = None
     center: CenterConfig = field(default_factory=CenterConfig)
     alias_index: dict[str, str] = field(default_factory=dict)
     unit_factors: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
@@ -150,6 +157,8 @@ class KnowledgeBase:
             sites=self.sites,
             findings=self.findings,
             content_hash=self.content_hash,
+            risk=self.risk,
+            compare=self.compare,
             center=center,
             alias_index=self.alias_index,
             unit_factors=self.unit_factors,
@@ -282,6 +291,21 @@ def load_kb(root: Path | None = None, center: CenterConfig | None = None) -> Kno
         if parsed_cv is not None:
             critical = parsed_cv.critical_values
 
+    risk: RiskFile | None = None
+    risk_path = root / "risk.yaml"
+    if risk_path.exists():
+        risk = parse(RiskFile, risk_path)
+    compare: CompareFile | None = None
+    compare_path = root / "compare.yaml"
+    if compare_path.exists():
+        compare = parse(CompareFile, compare_path)
+        if compare is not None:
+            for i, class_rule in enumerate(compare.item_classes):
+                if class_rule.item not in items:
+                    problems.append(
+                        KBProblem("compare.yaml", f"item_classes[{i}].item", f"unknown item {class_rule.item!r}")
+                    )
+
     context: ContextFile | None = None
     sites: dict[str, SiteDef] = {}
     findings: dict[str, FindingDef] = {}
@@ -396,6 +420,8 @@ def load_kb(root: Path | None = None, center: CenterConfig | None = None) -> Kno
         sites=sites,
         findings=findings,
         content_hash=digest.hexdigest(),
+        risk=risk,
+        compare=compare,
         alias_index=alias_index,
         unit_factors=unit_factors,
         files=files,

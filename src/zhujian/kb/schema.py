@@ -461,3 +461,57 @@ class KBManifest(StrictModel):
     name: str
     version: str
     description: str
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Risk-section inputs and longitudinal comparison
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class RiskKeywords(StrictModel):
+    """Questionnaire keywords that answer the yes/no inputs of the risk models."""
+
+    hypertension_history: list[str]
+    antihypertensive_drugs: list[str]
+    diabetes_history: list[str]
+    antidiabetic_drugs: list[str]
+    ascvd_family_history: list[str]
+    diabetes_family_history: list[str]
+    ckd_history: list[str]
+    source: str
+
+
+class RiskFile(StrictModel):
+    keywords: RiskKeywords
+
+
+class FindingChangeRule(StrictModel):
+    """A text finding is worse when this attribute rose by at least `min_increase` since the last visit."""
+
+    attr: Literal["size_mm", "category_rank", "grade_rank", "count"]
+    min_increase: float
+    description: str
+    source: str
+
+
+class ItemClassRule(StrictModel):
+    """Guideline classes of an item: crossing a cut-off towards `worse` is worse, the other way improved."""
+
+    item: str
+    cuts: list[float]
+    worse: Literal["up", "down"]
+    sex: Sex = "any"
+    source: str
+
+    @model_validator(mode="after")
+    def _ascending(self) -> ItemClassRule:
+        if not self.cuts or any(a >= b for a, b in zip(self.cuts, self.cuts[1:], strict=False)):
+            raise ValueError("cuts must be a non-empty ascending list")
+        return self
+
+
+class CompareFile(StrictModel):
+    finding_worse: list[FindingChangeRule]
+    item_classes: list[ItemClassRule]
+    # A change smaller than this share of the previous value is reported as 持平 (stable).
+    stable_fraction: float = 0.02

@@ -7,6 +7,7 @@ from zhujian.narrate.base import register_narrator
 
 _SEX = {"male": "男", "female": "女", "unknown": "未知"}
 _LEVEL = {"A": "A类重要异常", "B": "B类重要异常"}
+_STATUS = {"new": "新发现", "worse": "较上次加重", "improved": "较上次好转", "persistent": "持续存在"}
 
 
 def _header(report: Report) -> list[str]:
@@ -43,14 +44,71 @@ def _summary(report: Report) -> str:
 def _conclusion_lines(index: int, c: Conclusion) -> list[str]:
     level = f"〔{_LEVEL[c.level]}〕" if c.level in _LEVEL else ""
     critical = "〔危急值〕" if c.critical else ""
-    lines = [f"{index}. {c.name}{critical}{level}（ICD-10 {c.icd10}）"]
+    status = f"〔{_STATUS[c.status]}〕" if c.status in _STATUS else ""
+    lines = [f"{index}. {c.name}{critical}{level}{status}（ICD-10 {c.icd10}）"]
     if c.evidence:
         lines.append("   依据：" + "；".join(e.description for e in c.evidence))
     if c.merged:
         lines.append("   已合并：" + "、".join(c.merged))
+    if c.status_detail:
+        lines.append("   变化：" + "；".join(c.status_detail))
     lines.append(f"   建议：{c.advice}")
     lines.append(f"   复查/随访：{c.follow_up}　就诊科室：{c.department}")
     lines.append(f"   说明：{c.explanation}")
+    return lines
+
+
+def _risk_lines(report: Report) -> list[str]:
+    assessments = report.extras.get("risk") or []
+    if not assessments:
+        return []
+    lines = ["", "【健康风险评估】"]
+    for a in assessments:
+        if a.get("computed"):
+            result = a.get("result", {})
+            if a["model"] == "china-par":
+                text = (
+                    f"{result['risk10_pct']:.1f}%（{result['category']}）；"
+                    f"同龄理想危险因素水平为 {result['ideal_risk10_pct']:.1f}%"
+                )
+            elif a["model"] == "cdrs":
+                text = f"{result['score']} 分（{a['category']}，≥25 分为糖尿病高危）"
+            elif a["model"] == "egfr":
+                text = f"eGFR {result['egfr']} mL/min/1.73m²，{result['G']}" + (
+                    f"，{result['A']}" if "A" in result else ""
+                )
+            elif a["model"] == "metabolic-syndrome":
+                met = "、".join(result.get("criteria_met", [])) or "无"
+                text = f"{a['category']}（符合：{met}）"
+            else:
+                text = str(a.get("category"))
+            lines.append(f"  - {a['name']}：{text}")
+            for m in a.get("modifiable", []):
+                lines.append(f"      可改善：{m}")
+        else:
+            lines.append(f"  - {a['name']}：{a.get('message') or '无法计算'}")
+    return lines
+
+
+def _comparison_lines(report: Report) -> list[str]:
+    comparison = report.extras.get("comparison")
+    if not comparison:
+        return []
+    lines = [
+        "",
+        f"【与上次体检比较】（上次：{comparison.get('previous_exam_date') or comparison['previous_visit_id']}）",
+    ]
+    for item in report.items:
+        if item.change and (
+            item.flag in ("high", "low", "abnormal")
+            or any(p.get("flag") in ("high", "low", "abnormal") for p in item.previous)
+        ):
+            lines.append(f"  - {item.name}：{item.change}")
+    for c in report.conclusions:
+        if c.status in ("new", "worse", "improved"):
+            lines.append(f"  - {c.name}：{_STATUS[c.status]}")
+    for r in comparison.get("resolved", []):
+        lines.append(f"  - {r['name']}：本次未再出现（已好转/消失）")
     return lines
 
 
@@ -75,6 +133,8 @@ class TemplateNarrator:
             lines.append("本次体检未见明显异常，建议保持健康生活方式，定期体检。")
         for i, c in enumerate(report.conclusions, start=1):
             lines += _conclusion_lines(i, c)
+        lines += _risk_lines(report)
+        lines += _comparison_lines(report)
         if report.incomplete_texts:
             lines += [
                 "",

@@ -164,9 +164,7 @@ def derive_conclusions(
                     Problem(
                         "sex_mismatch",
                         f"结论“{dropped.name}”只适用于{only}，但受检者为{sex_label}："
-                        "请核对性别或检查结果（依据："
-                        + "；".join(e.description for e in dropped.evidence)
-                        + "）",
+                        "请核对性别或检查结果（依据：" + "；".join(e.description for e in dropped.evidence) + "）",
                         field="sex",
                     )
                 )

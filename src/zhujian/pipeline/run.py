@@ -6,20 +6,25 @@ from zhujian import __version__
 from zhujian.domain.record import Record
 from zhujian.domain.report import Conclusion, CriticalAlert, Finding, Problem, Report
 from zhujian.kb.loader import KnowledgeBase
+from zhujian.pipeline.compare import PriorReport, apply_comparison, prior_record
 from zhujian.pipeline.conditions import Facts
 from zhujian.pipeline.evaluate import evaluate_items
 from zhujian.pipeline.extract import extract_text, lexicon_for
+from zhujian.pipeline.risk_section import assess_risks
 from zhujian.pipeline.rules import derive_conclusions
 
 _LEVEL_ORDER = {"A": 0, "B": 1}
 _CATEGORY_ORDER = {"disease": 0, "finding": 1, "risk_factor": 2}
 
 
-def rank_key(c: Conclusion) -> tuple[int, int, int, int, str]:
-    """Class A (critical values lead it), then class B, then diseases, findings, risk factors (2019 consensus)."""
+def rank_key(c: Conclusion) -> tuple[int, int, int, int, int, str]:
+    """Class A (critical values lead it), then class B, then diseases, findings, risk factors (2019 consensus).
+    Within a class, what got worse since the last visit, and what is new and important, comes first."""
+    escalated = c.status == "worse" or (c.status == "new" and c.level in ("A", "B"))
     return (
         _LEVEL_ORDER.get(c.level or "", 2),
         0 if c.critical else 1,
+        0 if escalated else 1,
         _CATEGORY_ORDER.get(c.category, 3),
         c.order,
         c.name,
@@ -30,7 +35,8 @@ def rank_conclusions(conclusions: list[Conclusion]) -> list[Conclusion]:
     return sorted(conclusions, key=rank_key)
 
 
-def build_report(kb: KnowledgeBase, record: Record) -> Report:
+def build_report(kb: KnowledgeBase, record: Record, *, with_history: bool = True) -> Report:
+    """The report of one record. Prior visits are evaluated with the same KB and compared when `with_history`."""
     evaluation = evaluate_items(kb, record)
     problems: list[Problem] = list(evaluation.problems)
     age = record.age_years()
@@ -103,7 +109,7 @@ def build_report(kb: KnowledgeBase, record: Record) -> Report:
             )
     alerts.sort(key=lambda a: (_LEVEL_ORDER.get(a.level, 2), {"item": 0, "finding": 1, "conclusion": 2}[a.source]))
 
-    return Report(
+    report = Report(
         visit_id=record.visit_id,
         person_id=record.person_id,
         sex=record.sex,
@@ -118,3 +124,12 @@ def build_report(kb: KnowledgeBase, record: Record) -> Report:
         problems=problems,
         incomplete_texts=incomplete,
     )
+    report.extras["risk"] = [a.to_dict() for a in assess_risks(kb, record, evaluation.by_id)]
+    if with_history and record.prior_visits:
+        priors = [
+            PriorReport(visit, build_report(kb, prior_record(record, visit), with_history=False))
+            for visit in record.prior_visits
+        ]
+        report.extras.update(apply_comparison(kb, record, report, priors, facts.grade_ranks))
+        report.conclusions = rank_conclusions(report.conclusions)
+    return report

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Words a checkup system writes instead of a result when the test was not done.
 NOT_DONE_WORDS = (
@@ -69,6 +70,15 @@ def parse_value(raw: object) -> ParsedValue:
         if raw != raw:  # NaN from a spreadsheet
             return ParsedValue("empty")
         return ParsedValue("number", number=float(raw))
+    if isinstance(raw, str) and "_" not in raw:
+        try:
+            # Fast path: most values are plain numbers.
+            number = float(raw)
+        except ValueError:
+            pass
+        else:
+            if number == number and number not in (float("inf"), float("-inf")):
+                return ParsedValue("number", number=number)
     text = clean_text(str(raw))
     if not text:
         return ParsedValue("empty")
@@ -107,6 +117,7 @@ _UPPER = re.compile(rf"^(?:<|≤|<=|＜|小于|低于)\s*({_NUMBER})$")
 _LOWER = re.compile(rf"^(?:>|≥|>=|＞|大于|高于)\s*({_NUMBER})$")
 
 
+@lru_cache(maxsize=16384)
 def parse_range(raw: str | None) -> ParsedRange | None:
     """'3.9-6.1' → (3.9, 6.1); '<5.2' → (None, 5.2); '>1.04' → (1.04, None). None when unreadable."""
     if raw is None:

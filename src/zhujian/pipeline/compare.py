@@ -1,0 +1,220 @@
+"""Longitudinal comparison with earlier visits: per item the previous values and the change, per conclusion a
+status (new, persistent, worse, improved) and the conclusions of the last visit that are gone (resolved).
+The thresholds (2 mm growth, a higher category, a guideline class crossed) are KB data (compare.yaml)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Any
+
+from zhujian.domain.record import Record, VisitData
+from zhujian.domain.report import Conclusion, EvaluatedItem, Finding, Report
+from zhujian.kb.loader import KnowledgeBase
+from zhujian.kb.schema import CompareFile, ItemClassRule
+from zhujian.pipeline.extract import category_rank
+
+
+@dataclass
+class PriorReport:
+    visit: VisitData
+    report: Report
+
+
+def _visit_label(visit: VisitData) -> str:
+    return visit.exam_date.strftime("%Y-%m") if visit.exam_date else visit.visit_id
+
+
+def _visit_sort_key(visit: VisitData) -> tuple[int, dt.date]:
+    return (0, visit.exam_date) if visit.exam_date else (1, dt.date.min)
+
+
+def prior_record(record: Record, visit: VisitData) -> Record:
+    age = visit.age
+    if age is None and record.age_years() is not None and record.exam_date and visit.exam_date:
+        years = (record.exam_date - visit.exam_date).days / 365.25
+        age = max(0.0, float(record.age_years() or 0) - years)
+    return Record(
+        person_id=record.person_id,
+        visit_id=visit.visit_id,
+        sex=record.sex,
+        age=age,
+        exam_date=visit.exam_date,
+        questionnaire=visit.questionnaire or record.questionnaire,
+        items=visit.items,
+        texts=visit.texts,
+    )
+
+
+def _class_index(rule: ItemClassRule, value: float) -> int:
+    return bisect_right(rule.cuts, value)
+
+
+def _rules_by_item(compare: CompareFile, sex: str) -> dict[str, ItemClassRule]:
+    out: dict[str, ItemClassRule] = {}
+    for rule in compare.item_classes:
+        if rule.sex == "any" or rule.sex == sex:
+            out[rule.item] = rule
+    return out
+
+
+def _fmt(value: float) -> str:
+    return f"{round(value, 3):g}"
+
+
+def _finding_key(f: Finding) -> tuple[str, str | None]:
+    return f.finding_id, f.attrs.get("side") if isinstance(f.attrs.get("side"), str) else None
+
+
+def _attr_number(f: Finding, attr: str, grade_ranks: dict[str, int]) -> float | None:
+    a = f.attrs
+    if attr == "size_mm":
+        v = a.get("size_mm")
+        return float(v) if isinstance(v, int | float) else None
+    if attr == "category_rank":
+        return category_rank(a.get("category"))
+    if attr == "grade_rank":
+        g = a.get("grade")
+        return float(grade_ranks[g]) if isinstance(g, str) and g in grade_ranks else None
+    if attr == "count":
+        c = a.get("count")
+        return 2.0 if c == "多发" else (float(c) if isinstance(c, int | float) else None)
+    return None
+
+
+def apply_comparison(
+    kb: KnowledgeBase, record: Record, report: Report, priors: list[PriorReport], grade_ranks: dict[str, int]
+) -> dict[str, Any]:
+    """Annotate `report` in place; return the comparison summary for the report JSON."""
+    compare = kb.compare
+    if compare is None or not priors:
+        return {}
+    priors = sorted(priors, key=lambda p: _visit_sort_key(p.visit), reverse=True)
+    last = priors[0]
+    label = _visit_label(last.visit)
+    class_rules = _rules_by_item(compare, record.sex)
+
+    prior_values: dict[str, list[tuple[PriorReport, EvaluatedItem]]] = {}
+    for p in priors:
+        for e in p.report.items:
+            if e.item_id is not None and isinstance(e.value, float):
+                prior_values.setdefault(e.item_id, []).append((p, e))
+
+    crossed: dict[str, tuple[str, str]] = {}  # item_id → (worse|improved, description)
+    for e in report.items:
+        if e.item_id is None or not isinstance(e.value, float):
+            continue
+        history = prior_values.get(e.item_id)
+        if not history:
+            continue
+        e.previous = [
+            {
+                "visit_id": p.visit.visit_id,
+                "exam_date": p.visit.exam_date.isoformat() if p.visit.exam_date else None,
+                "value": pe.value,
+                "flag": pe.flag,
+            }
+            for p, pe in history
+        ]
+        p0, prev = history[0]
+        assert isinstance(prev.value, float)
+        delta = e.value - prev.value
+        unit = f" {e.unit}" if e.unit else ""
+        when = _visit_label(p0.visit)
+        if abs(delta) <= compare.stable_fraction * max(abs(prev.value), 1e-9):
+            e.change = f"较上次({when})持平"
+        else:
+            e.change = f"较上次({when}){'升高' if delta > 0 else '降低'} {_fmt(abs(delta))}{unit}"
+        rule = class_rules.get(e.item_id)
+        if rule is not None:
+            before, after = _class_index(rule, prev.value), _class_index(rule, e.value)
+            if before != after:
+                up = after > before
+                worse = up if rule.worse == "up" else not up
+                crossed[e.item_id] = (
+                    "worse" if worse else "improved",
+                    f"{e.name} {_fmt(prev.value)}→{_fmt(e.value)}{unit}，跨越指南分级界值（{rule.source}）",
+                )
+
+    prior_findings: dict[tuple[str, str | None], Finding] = {}
+    for f in last.report.findings:
+        prior_findings.setdefault(_finding_key(f), f)
+    by_finding_id = {f.finding_id: f for f in report.findings}
+    findings_by_key = {_finding_key(f): f for f in report.findings}
+
+    previous_ids = {_base_id(c) for c in last.report.conclusions}
+    now_ids = {_base_id(c) for c in report.conclusions}
+    continued: set[str] = set()
+    for c in report.conclusions:
+        details: list[str] = []
+        worse = improved = False
+        for ev in c.evidence:
+            if ev.item_id is not None and ev.item_id in crossed:
+                kind, text = crossed[ev.item_id]
+                worse |= kind == "worse"
+                improved |= kind == "improved"
+                details.append(text)
+            if ev.finding_id is not None and ev.finding_id in by_finding_id:
+                for key, f in findings_by_key.items():
+                    if key[0] != ev.finding_id or key not in prior_findings:
+                        continue
+                    old = prior_findings[key]
+                    for change in compare.finding_worse:
+                        now_v = _attr_number(f, change.attr, grade_ranks)
+                        old_v = _attr_number(old, change.attr, grade_ranks)
+                        if now_v is not None and old_v is not None and now_v - old_v >= change.min_increase - 1e-9:
+                            worse = True
+                            details.append(f"{f.name}：{change.description}（上次 {_fmt(old_v)}，本次 {_fmt(now_v)}）")
+        predecessor = None if _base_id(c) in previous_ids else _same_problem(c, last.report.conclusions, now_ids)
+        if predecessor is not None:
+            # The same items or findings now support a different conclusion (e.g. 空腹血糖受损 → 糖尿病范围):
+            # one problem that changed, not a new one plus a resolved one.
+            continued.add(_base_id(predecessor))
+            details.insert(0, f"上次({label})为“{predecessor.name}”")
+        if _base_id(c) not in previous_ids and predecessor is None:
+            c.status = "new"
+            details.insert(0, f"上次({label})无此结论")
+        elif worse:
+            c.status = "worse"
+        elif improved:
+            c.status = "improved"
+        else:
+            c.status = "persistent"
+        c.status_detail = list(dict.fromkeys(details))
+
+    current_ids = {_base_id(c) for c in report.conclusions}
+    resolved = [
+        {"id": _base_id(c), "name": c.name, "icd10": c.icd10, "last_seen": label}
+        for c in last.report.conclusions
+        if _base_id(c) not in current_ids and _base_id(c) not in continued
+    ]
+    return {
+        "comparison": {
+            "previous_visit_id": last.visit.visit_id,
+            "previous_exam_date": last.visit.exam_date.isoformat() if last.visit.exam_date else None,
+            "visits_compared": len(priors),
+            "resolved": resolved,
+        }
+    }
+
+
+def _evidence_keys(c: Conclusion) -> set[str]:
+    keys = {f"item:{e.item_id}" for e in c.evidence if e.item_id}
+    keys |= {f"finding:{e.finding_id}" for e in c.evidence if e.finding_id}
+    return keys
+
+
+def _same_problem(c: Conclusion, previous: list[Conclusion], current_ids: set[str]) -> Conclusion | None:
+    """A conclusion of the last visit, gone now, of the same organ system and resting on the same items or findings."""
+    mine = _evidence_keys(c)
+    for old in previous:
+        if _base_id(old) in current_ids or old.system != c.system:
+            continue
+        if mine & _evidence_keys(old):
+            return old
+    return None
+
+
+def _base_id(c: Conclusion) -> str:
+    return c.conclusion_id
