@@ -40,6 +40,9 @@ class ItemInput(_Model):
     unit: str | None = None
     reference_range: str | None = Field(default=None, description="range as printed by the lab, e.g. '3.9-6.1'")
     section: str | None = Field(default=None, description="section / panel in the source, e.g. '肝功能'")
+    origin: str | None = Field(
+        default=None, description="where the value came from, e.g. 'd_train.csv:row 12:column 血糖' (for problems)"
+    )
 
     @model_validator(mode="after")
     def _named(self) -> ItemInput:
@@ -54,6 +57,7 @@ class TextInput(_Model):
     item: str = Field(description="exam item as the checkup system labels it, e.g. '肝脏', '超声提示', '心电图'")
     section: str | None = Field(default=None, description="department or exam, e.g. '彩超', '内科'")
     text: str
+    origin: str | None = Field(default=None, description="where the text came from (file, row, column)")
 
 
 class VisitData(_Model):

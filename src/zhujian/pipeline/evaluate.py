@@ -84,6 +84,10 @@ def default_interval(item: ItemDef, sex: str, age: float | None) -> tuple[float 
     return None
 
 
+def evaluated_origin(record: Record, index: int) -> str:
+    return record.items[index].origin or f"items[{index}]"
+
+
 def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:g}"
@@ -121,7 +125,7 @@ def evaluate_items(kb: KnowledgeBase, record: Record) -> ItemEvaluation:
                         "规则使用第一次的结果",
                         item=evaluated.source_name,
                         value=evaluated.raw_value,
-                        field=f"items[{index}]",
+                        field=evaluated_origin(record, index),
                     )
                 )
             continue
@@ -163,7 +167,7 @@ def _evaluate_one(
         item_id = given.code if given.code in kb.items else kb.resolve_item(given.code)
     if item_id is None and given.name:
         item_id = kb.resolve_item(given.name)
-    where = f"items[{index}]"
+    where = given.origin or f"items[{index}]"
     if item_id is None:
         problems.append(
             Problem(
