@@ -291,3 +291,44 @@ def uses_conclusions(cond: Condition) -> bool:
     from zhujian.kb.loader import iter_conditions
 
     return any(isinstance(c, ConclusionCondition) for c in iter_conditions(cond))
+
+
+def trigger_keys(cond: Condition) -> frozenset[str] | None:
+    """Facts of which at least one must be present for `cond` to hold, or None when it can hold without any.
+
+    Used to skip rules cheaply: a rule about glucose cannot fire for a record without a glucose value.
+    Keys: `item:<id>` (a usable value), `finding:<id>`, `history:<field>` (a non-empty list), `questionnaire:<flag>`.
+    """
+    if isinstance(cond, ItemCondition):
+        return frozenset({f"item:{cond.item}"})
+    if isinstance(cond, FindingCondition):
+        return frozenset({f"finding:{cond.finding}"})
+    if isinstance(cond, HistoryCondition):
+        return frozenset(f"history:{f}" for f in cond.fields)
+    if isinstance(cond, FlagCondition):
+        return frozenset({f"questionnaire:{cond.questionnaire}"})
+    if isinstance(cond, AllCondition):
+        # Every child must hold, so the smallest known trigger set of any child is enough.
+        known = [t for t in (trigger_keys(c) for c in cond.all) if t is not None]
+        return min(known, key=len) if known else None
+    if isinstance(cond, AnyCondition | AtLeastCondition):
+        children = cond.any if isinstance(cond, AnyCondition) else cond.at_least.of
+        union: set[str] = set()
+        for c in children:
+            t = trigger_keys(c)
+            if t is None:
+                return None
+            union |= t
+        return frozenset(union)
+    return None
+
+
+def present_keys(facts: Facts) -> set[str]:
+    keys = {f"item:{k}" for k, e in facts.items.items() if e.value is not None}
+    keys.update(f"finding:{k}" for k in facts.findings)
+    keys.update(f"history:{k}" for k, v in facts.history.items() if v)
+    if facts.smoking is not None:
+        keys.add("questionnaire:smoking")
+    if facts.drinking is not None:
+        keys.add("questionnaire:drinking")
+    return keys

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from zhujian.domain.record import ItemInput, Record
 from zhujian.domain.report import CriticalAlert, EvaluatedItem, Flag, Problem
@@ -28,6 +29,7 @@ def compare(value: float, op: str, threshold: float) -> bool:
     return bool(_OPS[op](value, threshold))
 
 
+@lru_cache(maxsize=8192)
 def _category_key(text: str) -> str:
     key = unicodedata.normalize("NFKC", text).strip().lower().replace(" ", "")
     return key.replace("＋", "+").replace("－", "-")
@@ -187,7 +189,11 @@ def _evaluate_one(
     )
 
     # Categories first: ordinal dipsticks and qualitative results are words or symbols, not numbers.
-    if given.value is not None and not isinstance(given.value, int | float):
+    if (
+        given.value is not None
+        and not isinstance(given.value, int | float)
+        and (item_id in caches.ordinal or item_id in caches.qualitative)
+    ):
         key = _category_key(str(given.value))
         level = caches.ordinal.get(item_id, {}).get(key)
         if level is not None and item.normal_max_rank is not None:

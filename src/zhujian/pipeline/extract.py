@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from bisect import bisect_left
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from zhujian.domain.report import Finding
 from zhujian.kb.loader import KnowledgeBase, normalize_label
 from zhujian.kb.schema import FindingDef, SiteDef
+from zhujian.pipeline.literals import required_literals
 
 _SIZE_PAIR = re.compile(
     r"(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?\s*[x×*X✕]\s*(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?"
@@ -66,6 +69,11 @@ _SENTENCE_END = "。；;\n"
 _ITEM_SIDE = {"0117": "左", "0118": "右"}
 
 
+_NFKC_TABLE: dict[int, str] = {}
+_DIAGNOSIS_CLOSE = re.compile(r"\)(?=[\u4e00-\u9fff])")
+_ORGAN_PREFIX = re.compile(r"(?<=[^\d]):(?=[^\d])")
+
+
 def _normalize_chars(text: str) -> str:
     """NFKC per character where the result stays one character long (spans stay valid).
 
@@ -73,20 +81,14 @@ def _normalize_chars(text: str) -> str:
     diagnoses, so an organ prefix colon and a closing bracket followed by a Chinese character become line breaks:
     each diagnosis then gets its own sentence for negation and attributes.
     """
-    out = []
-    for ch in text:
-        if ord(ch) < 128:
-            out.append(ch)
-            continue
-        n = unicodedata.normalize("NFKC", ch)
-        out.append(n if len(n) == 1 else ch)
-    for i in range(len(out) - 1):
-        ch = out[i]
-        closes_diagnosis = ch == ")" and _is_cjk(out[i + 1])
-        organ_prefix = ch == ":" and i > 0 and not out[i - 1].isdigit() and not out[i + 1].isdigit()
-        if closes_diagnosis or organ_prefix:
-            out[i] = "\n"
-    return "".join(out)
+    for ch in set(text):
+        code = ord(ch)
+        if code >= 128 and code not in _NFKC_TABLE:
+            n = unicodedata.normalize("NFKC", ch)
+            _NFKC_TABLE[code] = n if len(n) == 1 else ch
+    out = text.translate(_NFKC_TABLE)
+    out = _DIAGNOSIS_CLOSE.sub("\n", out)
+    return _ORGAN_PREFIX.sub("\n", out)
 
 
 def _is_cjk(ch: str) -> bool:
@@ -104,10 +106,20 @@ def _to_mm(value: float, unit: str | None, default_unit: str | None) -> float | 
 
 @dataclass(slots=True)
 class _CompiledFinding:
+    index: int
     definition: FindingDef
     pattern: re.Pattern[str]
     exclude: re.Pattern[str] | None
     sites: frozenset[str]
+    # Lower-cased substrings one of which every match contains (None: always run the pattern).
+    literals: tuple[str, ...] | None
+
+
+@dataclass(slots=True)
+class _CompiledSitePattern:
+    site: str
+    pattern: re.Pattern[str]
+    literals: tuple[str, ...] | None
 
 
 @dataclass(slots=True)
@@ -134,10 +146,16 @@ class CompiledLexicon:
     sites: dict[str, SiteDef]
     site_pattern: re.Pattern[str]
     site_group_ids: list[str]
+    site_patterns: list[_CompiledSitePattern]
     item_sites: dict[str, str]
     findings: list[_CompiledFinding]
     siteless: list[_CompiledFinding]
     by_site: dict[str, list[_CompiledFinding]]
+    # Per site ("" = siteless): findings to always try, and literal → findings that need that literal.
+    group_always: dict[str, list[_CompiledFinding]]
+    group_literals: dict[str, list[tuple[str, list[_CompiledFinding]]]]
+    site_literals: list[tuple[str, list[_CompiledSitePattern]]]
+    site_always: list[_CompiledSitePattern]
     forward_cues: list[tuple[str, int]]
     backward_cues: list[tuple[str, int]]
     terminators: list[str]
@@ -174,16 +192,37 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
     by_site: dict[str, list[_CompiledFinding]] = {}
     for fd in kb.findings.values():
         cf = _CompiledFinding(
+            index=len(compiled),
             definition=fd,
             pattern=re.compile("|".join(f"(?:{p})" for p in fd.patterns), re.IGNORECASE),
             exclude=re.compile("|".join(f"(?:{p})" for p in fd.exclude), re.IGNORECASE) if fd.exclude else None,
             sites=frozenset(fd.sites),
+            literals=required_literals(list(fd.patterns)),
         )
         compiled.append(cf)
         if not fd.sites:
             siteless.append(cf)
         for s in fd.sites:
             by_site.setdefault(s, []).append(cf)
+
+    group_always: dict[str, list[_CompiledFinding]] = {}
+    literal_maps: dict[str, dict[str, list[_CompiledFinding]]] = {}
+    for cf in compiled:
+        for group in cf.definition.sites or [""]:
+            if cf.literals is None:
+                group_always.setdefault(group, []).append(cf)
+            else:
+                for lit in cf.literals:
+                    literal_maps.setdefault(group, {}).setdefault(lit, []).append(cf)
+    group_literals = {group: list(m.items()) for group, m in literal_maps.items()}
+    site_patterns = [
+        _CompiledSitePattern(site_id, re.compile(pattern, re.IGNORECASE), required_literals([pattern]))
+        for site_id, pattern in entries
+    ]
+    site_literal_map: dict[str, list[_CompiledSitePattern]] = {}
+    for sp in site_patterns:
+        for lit in sp.literals or ():
+            site_literal_map.setdefault(lit, []).append(sp)
 
     ctx = kb.context.context
     forward = sorted(((c.cue, c.max_chars) for c in ctx.negation if c.direction == "forward"), key=lambda c: -len(c[0]))
@@ -196,10 +235,15 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
         sites=kb.sites,
         site_pattern=site_pattern,
         site_group_ids=site_group_ids,
+        site_patterns=site_patterns,
         item_sites=item_sites,
         findings=compiled,
         siteless=siteless,
         by_site=by_site,
+        group_always=group_always,
+        group_literals=group_literals,
+        site_literals=list(site_literal_map.items()),
+        site_always=[sp for sp in site_patterns if sp.literals is None],
         forward_cues=forward,
         backward_cues=backward,
         terminators=list(ctx.terminators),
@@ -224,15 +268,32 @@ def lexicon_for(kb: KnowledgeBase) -> CompiledLexicon:
     return cached
 
 
-def _bounds(text: str, pos: int, stops: frozenset[str] | str) -> tuple[int, int]:
-    start = pos
-    while start > 0 and text[start - 1] not in stops:
-        start -= 1
-    end = pos
-    n = len(text)
-    while end < n and text[end] not in stops:
-        end += 1
-    return start, end
+@dataclass(slots=True)
+class _TextBreaks:
+    """Clause and sentence boundaries of one text, computed once and searched by bisection."""
+
+    length: int
+    clause: list[int]
+    sentence: list[int]
+
+    @classmethod
+    def of(cls, text: str, separators: frozenset[str]) -> _TextBreaks:
+        clause = [i for i, ch in enumerate(text) if ch in separators]
+        sentence = [i for i, ch in enumerate(text) if ch in _SENTENCE_END]
+        return cls(len(text), clause, sentence)
+
+    def _bounds(self, positions: list[int], pos: int) -> tuple[int, int]:
+        k = bisect_left(positions, pos)
+        start = positions[k - 1] + 1 if k > 0 else 0
+        # A stop character at `pos` itself ends the span there (the span is empty on that side).
+        end = positions[k] if k < len(positions) else self.length
+        return start, end
+
+    def clause_of(self, pos: int) -> tuple[int, int]:
+        return self._bounds(self.clause, pos)
+
+    def sentence_of(self, pos: int) -> tuple[int, int]:
+        return self._bounds(self.sentence, pos)
 
 
 def _cue_positions(segment: str, cue: str, pseudo: list[str]) -> list[int]:
@@ -252,8 +313,8 @@ def _cue_positions(segment: str, cue: str, pseudo: list[str]) -> list[int]:
     return out
 
 
-def _is_negated(lex: CompiledLexicon, text: str, start: int, end: int) -> bool:
-    c_start, c_end = _bounds(text, start, lex.separators)
+def _is_negated(lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, end: int) -> bool:
+    c_start, c_end = tb.clause_of(start)
     before = text[c_start:start]
     for cue, max_chars in lex.forward_cues:
         for pos in _cue_positions(before, cue, lex.pseudo):
@@ -271,15 +332,15 @@ def _is_negated(lex: CompiledLexicon, text: str, start: int, end: int) -> bool:
     return False
 
 
-def _is_uncertain(lex: CompiledLexicon, text: str, start: int, end: int) -> bool:
-    c_start, c_end = _bounds(text, start, lex.separators)
+def _is_uncertain(lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, end: int) -> bool:
+    c_start, c_end = tb.clause_of(start)
     window = text[c_start:c_end]
     return any(cue in window for cue in lex.uncertainty)
 
 
-def _read_attrs(lex: CompiledLexicon, text: str, start: int, end: int) -> dict[str, Any]:
-    s_start, s_end = _bounds(text, start, _SENTENCE_END)
-    c_start, c_end = _bounds(text, start, lex.separators)
+def _read_attrs(lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, end: int) -> dict[str, Any]:
+    s_start, s_end = tb.sentence_of(start)
+    c_start, c_end = tb.clause_of(start)
     attrs: dict[str, Any] = {}
     # Sizes: from the match onwards to the end of its sentence (the lesion is described, then measured).
     tail = text[start:s_end]
@@ -344,9 +405,41 @@ def _side_near(text: str, start: int, end: int, lower: int) -> str | None:
     return None
 
 
+# Checkup texts are templates: the same wording recurs across thousands of people (Meinian: 63k distinct texts in
+# 579k), so results are memoized per (lexicon, item, text). Findings are copied on the way out because callers
+# annotate them.
+_RESULT_CACHE: OrderedDict[tuple[int, str, str, str], ExtractionResult] = OrderedDict()
+_RESULT_CACHE_SIZE = 20000
+
+
+def clear_extraction_cache() -> None:
+    _RESULT_CACHE.clear()
+
+
+def _copy_result(result: ExtractionResult) -> ExtractionResult:
+    return ExtractionResult(
+        findings=[replace(f, attrs=dict(f.attrs)) for f in result.findings],
+        incomplete=result.incomplete,
+        site=result.site,
+    )
+
+
 def extract_text(kb: KnowledgeBase, item: str, text: str, sex: str = "unknown") -> ExtractionResult:
     """Findings of one text. `item` is the exam item label (e.g. 肝脏, 超声提示, 心电图, or a Meinian table id)."""
     lex = lexicon_for(kb)
+    key = (id(lex), lex.kb_version, item, text)
+    cached = _RESULT_CACHE.get(key)
+    if cached is not None:
+        _RESULT_CACHE.move_to_end(key)
+        return _copy_result(cached)
+    result = _extract_uncached(lex, item, text)
+    _RESULT_CACHE[key] = _copy_result(result)
+    if len(_RESULT_CACHE) > _RESULT_CACHE_SIZE:
+        _RESULT_CACHE.popitem(last=False)
+    return result
+
+
+def _extract_uncached(lex: CompiledLexicon, item: str, text: str) -> ExtractionResult:
     norm = _normalize_chars(text)
     item_key = normalize_label(item) if item else ""
     default_site = lex.item_sites.get(item_key)
@@ -359,22 +452,23 @@ def extract_text(kb: KnowledgeBase, item: str, text: str, sex: str = "unknown") 
     if item_side is None and item_key[:1] in ("左", "右"):
         item_side = item_key[:1]
 
-    mentions: list[tuple[int, int, str]] = []
-    for m in lex.site_pattern.finditer(norm):
-        if m.lastgroup is None:
-            continue
-        mentions.append((m.start(), m.end(), lex.site_group_ids[int(m.lastgroup[1:])]))
+    lowered = norm.lower()
+    tb = _TextBreaks.of(norm, lex.separators)
+    mentions = _site_mentions(lex, norm, lowered)
     mentioned = {s for _, _, s in mentions}
 
-    candidates: list[_CompiledFinding] = list(lex.siteless)
-    seen_ids: set[str] = {cf.definition.id for cf in candidates}
-    for s in [default_site, *mentioned]:
-        if s is None:
+    # Only findings of the active sites whose required words occur in the text are tried (see literals.py).
+    chosen: dict[int, _CompiledFinding] = {}
+    for group in ("", default_site, *mentioned):
+        if group is None:
             continue
-        for cf in lex.by_site.get(s, []):
-            if cf.definition.id not in seen_ids:
-                seen_ids.add(cf.definition.id)
-                candidates.append(cf)
+        for cf in lex.group_always.get(group, ()):
+            chosen[cf.index] = cf
+        for lit, owners in lex.group_literals.get(group, ()):
+            if lit in lowered:
+                for cf in owners:
+                    chosen[cf.index] = cf
+    candidates = [chosen[i] for i in sorted(chosen)]
 
     matches: list[_Match] = []
     for cf in candidates:
@@ -391,21 +485,43 @@ def extract_text(kb: KnowledgeBase, item: str, text: str, sex: str = "unknown") 
                     continue
                 site = next(iter(hit))
             if cf.exclude is not None:
-                s_start, s_end = _bounds(norm, start, _SENTENCE_END)
+                s_start, s_end = tb.sentence_of(start)
                 if cf.exclude.search(norm, s_start, s_end):
                     continue
-            if _is_negated(lex, norm, start, end):
+            if _is_negated(lex, norm, tb, start, end):
                 continue
-            s_start, _ = _bounds(norm, start, _SENTENCE_END)
+            s_start, _ = tb.sentence_of(start)
             side: str | None = None
             if site is not None and lex.sites[site].paired:
                 side = _side_near(norm, start, end, _site_mention_start(mentions, start, s_start)) or item_side
-            attrs = _read_attrs(lex, norm, start, end)
-            matches.append(_Match(cf, start, end, site, side, attrs, _is_uncertain(lex, norm, start, end)))
+            attrs = _read_attrs(lex, norm, tb, start, end)
+            matches.append(_Match(cf, start, end, site, side, attrs, _is_uncertain(lex, norm, tb, start, end)))
 
     findings = _merge(lex, matches, item, text)
     incomplete = lex.incomplete.search(norm) is not None
     return ExtractionResult(findings=findings, incomplete=incomplete, site=default_site)
+
+
+def _site_mentions(lex: CompiledLexicon, norm: str, lowered: str) -> list[tuple[int, int, str]]:
+    """Organ mentions, leftmost-longest and non-overlapping (左肾 wins over 肾)."""
+    found: list[tuple[int, int, str]] = []
+    active: dict[int, _CompiledSitePattern] = {id(sp): sp for sp in lex.site_always}
+    for lit, owners in lex.site_literals:
+        if lit in lowered:
+            for sp in owners:
+                active[id(sp)] = sp
+    for sp in active.values():
+        for m in sp.pattern.finditer(norm):
+            if m.end() > m.start():
+                found.append((m.start(), m.end(), sp.site))
+    found.sort(key=lambda x: (x[0], x[0] - x[1]))
+    mentions: list[tuple[int, int, str]] = []
+    last_end = -1
+    for start, end, site in found:
+        if start >= last_end:
+            mentions.append((start, end, site))
+            last_end = end
+    return mentions
 
 
 def _active_site(mentions: list[tuple[int, int, str]], start: int, end: int, default: str | None) -> str | None:

@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from zhujian.domain.report import Conclusion, CriticalAlert, EvaluatedItem, Evidence, Finding, Problem
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.kb.schema import ConclusionDef, RuleDef
-from zhujian.pipeline.conditions import Evaluator, Facts, compile_condition, finding_evidence, uses_conclusions
+from zhujian.pipeline.conditions import (
+    Evaluator,
+    Facts,
+    compile_condition,
+    finding_evidence,
+    present_keys,
+    trigger_keys,
+    uses_conclusions,
+)
 
 # Conclusion used when a critical value has no conclusion of its own (it must never be hidden).
 UNMAPPED_CRITICAL = "critical_value_unmapped"
@@ -20,6 +28,7 @@ class CompiledRule:
     rule: RuleDef
     evaluate: Evaluator
     second_pass: bool
+    triggers: frozenset[str] | None
 
 
 @dataclass
@@ -33,9 +42,17 @@ _RULE_CACHE: dict[int, CompiledRules] = {}
 
 def rules_for(kb: KnowledgeBase) -> CompiledRules:
     cached = _RULE_CACHE.get(id(kb))
-    if cached is None or cached.kb_version != kb.version:
-        compiled = [CompiledRule(r, compile_condition(r.when), uses_conclusions(r.when)) for r in kb.rules]
-        cached = CompiledRules(kb.version, compiled)
+    if cached is None or cached.kb_version != kb.version + repr(sorted(kb.center.switches.items())):
+        # Center switches are fixed for a loaded KB, so rules switched off are dropped here once.
+        enabled = [
+            r
+            for r in kb.rules
+            if all(kb.switch_on(s) for s in r.requires_switch) and not any(kb.switch_on(s) for s in r.unless_switch)
+        ]
+        compiled = [
+            CompiledRule(r, compile_condition(r.when), uses_conclusions(r.when), trigger_keys(r.when)) for r in enabled
+        ]
+        cached = CompiledRules(kb.version + repr(sorted(kb.center.switches.items())), compiled)
         _RULE_CACHE[id(kb)] = cached
     return cached
 
@@ -106,10 +123,10 @@ def derive_conclusions(
     compiled = rules_for(kb)
     facts.fired = set(out)
 
+    present = present_keys(facts)
+
     def fire(cr: CompiledRule) -> bool:
         rule = cr.rule
-        if any(not kb.switch_on(s) for s in rule.requires_switch) or any(kb.switch_on(s) for s in rule.unless_switch):
-            return False
         ok, evidence = cr.evaluate(facts)
         if not ok:
             return False
@@ -125,11 +142,13 @@ def derive_conclusions(
         facts.fired.add(rule.conclusion)
         return new
 
-    for cr in compiled.rules:
+    # A rule whose trigger facts are all absent cannot hold: skip it without evaluating its condition.
+    runnable = [cr for cr in compiled.rules if cr.triggers is None or not cr.triggers.isdisjoint(present)]
+    for cr in runnable:
         if not cr.second_pass:
             fire(cr)
     # Rules that depend on other conclusions run until nothing new fires (bounded by the rule count).
-    second = [cr for cr in compiled.rules if cr.second_pass]
+    second = [cr for cr in runnable if cr.second_pass]
     for _ in range(len(second) + 1):
         if not any(fire(cr) for cr in second):
             break

@@ -124,8 +124,11 @@ def build_report(kb: KnowledgeBase, record: Record, *, with_history: bool = True
         problems=problems,
         incomplete_texts=incomplete,
     )
+    if not with_history:
+        # A prior visit's report is only compared against: its own risk section is never shown.
+        return report
     report.extras["risk"] = [a.to_dict() for a in assess_risks(kb, record, evaluation.by_id)]
-    if with_history and record.prior_visits:
+    if record.prior_visits:
         priors = [
             PriorReport(visit, build_report(kb, prior_record(record, visit), with_history=False))
             for visit in record.prior_visits
