@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from zhujian.evaluation import load_gold, load_texts, score_gold
+from zhujian.evaluation import gold_half, load_gold, load_texts, score_gold
 from zhujian.kb.loader import load_kb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,11 +24,20 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--errors", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument(
+        "--half",
+        choices=("dev", "test", "all"),
+        default="all",
+        help="score only the dev or the test half of the gold set (tune on dev, report test)",
+    )
     args = parser.parse_args()
     if not args.data.exists():
         print(f"data not found: {args.data}", file=sys.stderr)
         return 2
-    scores = score_gold(load_kb(), load_gold(GOLD), load_texts(args.data))
+    gold = load_gold(GOLD)
+    if args.half != "all":
+        gold = [g for g in gold if gold_half(g["key"]) == args.half]
+    scores = score_gold(load_kb(), gold, load_texts(args.data))
     if args.json:
         print(json.dumps({k: v.as_dict() for k, v in scores.items()}, ensure_ascii=False, indent=2))
     else:

@@ -231,3 +231,18 @@ def test_input_range_wins_over_default() -> None:
     )
     item = build_report(default_kb(), record).items[0]
     assert (item.ref_low, item.ref_high, item.ref_source, item.flag) == (0, 60, "input", "normal")
+
+
+@pytest.mark.parametrize(
+    ("history", "known"),
+    [(["高血压病5年"], True), (["否认高血压、糖尿病史"], False), (["无高血压"], False), (["糖尿病；高血压3年"], True)],
+)
+def test_negated_history_is_not_history(history: list[str], known: bool) -> None:
+    # A known hypertensive with BP 150/95 gets 高血压病 (I10); "否认高血压" must not count as a history.
+    from zhujian.domain.record import Questionnaire
+
+    record = Record(visit_id="h", sex="male", age=60, questionnaire=Questionnaire(history=history),
+                    items=[ItemInput(code="sbp", value=150), ItemInput(code="dbp", value=95)])
+    report = build_report(default_kb(), record).to_dict()
+    evidence = [e["description"] for c in report["conclusions"] for e in c["evidence"] if e["kind"] == "history"]
+    assert bool(evidence) is known, evidence

@@ -37,6 +37,18 @@ def _mount_risk() -> None:
 
 _mount_risk()
 
+
+def _register_commands() -> None:
+    """Commands implemented next to their library code (adapters, batch …), registered through one door."""
+    from zhujian.adapters.cli import ingest_command
+
+    app.command("ingest", help="Read a checkup file (wide CSV/xlsx, long, Meinian) into canonical records.")(
+        ingest_command
+    )
+
+
+_register_commands()
+
 KbPath = Annotated[Path | None, typer.Option("--kb", help="knowledge-base folder (default: the bundled KB)")]
 CenterPath = Annotated[
     Path | None, typer.Option("--center", help="center configuration YAML (critical-value overrides, switches)")

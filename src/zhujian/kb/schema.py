@@ -413,6 +413,11 @@ class ContextRules(StrictModel):
     incomplete: list[str]
     # Clause separators.
     separators: str
+    # Organ or exam headings that start a new diagnosis when followed by a colon in conclusion lists
+    # (`肝:脂肪肝胆:胆囊息肉`); the colon becomes a sentence break.
+    headings: list[str] = []
+    # Objects that end a forward cue's scope right after it: in 左肾未见异常右肾囊肿 the cue negates 异常 only.
+    scope_closers: list[str] = []
     source: str
 
 

@@ -41,6 +41,9 @@ class Facts:
     drinking: bool | None
     grade_ranks: dict[str, int]
     fired: set[str] = field(default_factory=set)
+    # Forward negation cues of the lexicon: "否认高血压" or "无糖尿病" in a history entry is not a history of it.
+    negation_cues: tuple[str, ...] = ()
+    separators: frozenset[str] = frozenset()
 
 
 Result = tuple[bool, list[Evidence]]
@@ -188,12 +191,20 @@ def _history(cond: HistoryCondition) -> Evaluator:
     fields = list(cond.fields)
     labels = {"history": "既往史", "medications": "用药史", "family_history": "家族史", "symptoms": "症状"}
 
+    def negated(entry: str, pos: int, facts: Facts) -> bool:
+        start = pos
+        while start > 0 and entry[start - 1] not in facts.separators:
+            start -= 1
+        before = entry[start:pos]
+        return any(cue in before for cue in facts.negation_cues)
+
     def evaluate(facts: Facts) -> Result:
         for f in fields:
             for entry in facts.history.get(f, ()):
                 low = entry.lower()
                 for k in keywords:
-                    if k in low:
+                    pos = low.find(k)
+                    if pos >= 0 and not negated(low, pos, facts):
                         return True, [Evidence(kind="history", description=f"{labels[f]}：{entry}")]
         return _NO
 

@@ -52,9 +52,12 @@ _COUNT_WORDS: tuple[tuple[str, int | str], ...] = (
     ("一枚", 1),
 )
 _CATEGORY = re.compile(
-    r"(C-?TI-?RADS|ACR\s*TI-?RADS|TI-?RADS|BI-?RADS|Lung-?RADS)\s*[:：]?\s*[(（]?\s*(\d[abcABC]?)\s*[类級级]?",
+    r"(C\s*-?\s*TI\s*-?\s*RADS|ACR\s*TI\s*-?\s*RADS|TI\s*-?\s*RADS|BI\s*-?\s*:?\s*RADS|Lung\s*-?\s*RADS|(?<![A-Za-z])TR)"
+    r"\s*[:：]?\s*[(（]?\s*(\d[abcABC]?|Ⅰ|Ⅱ|Ⅲ|Ⅳ|Ⅴ|Ⅵ|IV|V?I{1,3}|VI?)([abcABC]?)(?![\d.])\s*[类級级]?",
     re.IGNORECASE,
 )
+_ROMAN = {"Ⅰ": "1", "Ⅱ": "2", "Ⅲ": "3", "Ⅳ": "4", "Ⅴ": "5", "Ⅵ": "6", "I": "1", "II": "2", "III": "3", "IV": "4",
+          "V": "5", "VI": "6"}
 _CATEGORY_NAMES = {
     "ctirads": "C-TIRADS",
     "acrtirads": "TI-RADS",
@@ -64,22 +67,31 @@ _CATEGORY_NAMES = {
 }
 _RATE = re.compile(r"(\d{2,3})\s*(?:次/分|次/min|bpm|次每分|次)", re.IGNORECASE)
 _SENTENCE_END = "。；;\n"
+_BILATERAL = re.compile(r"双侧|两侧|双乳|双眼|双肾(?!盂)|双颈")
 
 # Meinian-style table ids and common exam-item labels that name a side.
 _ITEM_SIDE = {"0117": "左", "0118": "右"}
 
 
 _NFKC_TABLE: dict[int, str] = {}
-_DIAGNOSIS_CLOSE = re.compile(r"\)(?=[\u4e00-\u9fff])")
-_ORGAN_PREFIX = re.compile(r"(?<=[^\d]):(?=[^\d])")
+# A closing bracket whose group holds Chinese text (a qualifier such as （轻度） or （57次/分）) and that is followed
+# by Chinese text ends one diagnosis of a conclusion list; (IMT) or (CDFI) does not.
+_DIAGNOSIS_CLOSE = re.compile(r"\(([^()]{0,24})\)(?=[\u4e00-\u9fff])")
+_HAS_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
-def _normalize_chars(text: str) -> str:
+def _close_diagnosis(m: re.Match[str]) -> str:
+    inner = m.group(1)
+    return f"({inner}\n" if _HAS_CJK.search(inner) else m.group(0)
+
+
+def _normalize_chars(text: str, headings: re.Pattern[str] | None = None) -> str:
     """NFKC per character where the result stays one character long (spans stay valid).
 
     Conclusion lists such as `肝:脂肪肝（重度）肝囊肿（多发）右肾:右肾囊肿` carry no punctuation between
-    diagnoses, so an organ prefix colon and a closing bracket followed by a Chinese character become line breaks:
-    each diagnosis then gets its own sentence for negation and attributes.
+    diagnoses, so an organ heading's colon (`headings`, from the KB) and a closing bracket of a Chinese qualifier
+    followed by Chinese text become line breaks: each diagnosis then gets its own sentence for negation and
+    attributes.
     """
     for ch in set(text):
         code = ord(ch)
@@ -87,8 +99,10 @@ def _normalize_chars(text: str) -> str:
             n = unicodedata.normalize("NFKC", ch)
             _NFKC_TABLE[code] = n if len(n) == 1 else ch
     out = text.translate(_NFKC_TABLE)
-    out = _DIAGNOSIS_CLOSE.sub("\n", out)
-    return _ORGAN_PREFIX.sub("\n", out)
+    out = _DIAGNOSIS_CLOSE.sub(_close_diagnosis, out)
+    if headings is not None:
+        out = headings.sub(lambda m: m.group(0)[:-1] + "\n", out)
+    return out
 
 
 def _is_cjk(ch: str) -> bool:
@@ -166,6 +180,8 @@ class CompiledLexicon:
     grades: list[tuple[str, str, int]]
     grade_ranks: dict[str, int] = field(default_factory=dict)
     by_id: dict[str, FindingDef] = field(default_factory=dict)
+    headings: re.Pattern[str] | None = None
+    scope_closer: re.Pattern[str] | None = None
 
 
 def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
@@ -254,6 +270,12 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
         grades=grades,
         grade_ranks={g.grade: g.rank for g in kb.context.attributes.grades},
         by_id={cf.definition.id: cf.definition for cf in compiled},
+        scope_closer=re.compile("|".join(f"(?:{p})" for p in ctx.scope_closers)) if ctx.scope_closers else None,
+        headings=(
+            re.compile("(?:" + "|".join(sorted(map(re.escape, ctx.headings), key=len, reverse=True)) + r"):(?!\d)")
+            if ctx.headings
+            else None
+        ),
     )
 
 
@@ -313,7 +335,9 @@ def _cue_positions(segment: str, cue: str, pseudo: list[str]) -> list[int]:
     return out
 
 
-def _is_negated(lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, end: int) -> bool:
+def _is_negated(
+    lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, end: int, mentions: list[tuple[int, int, str]]
+) -> bool:
     c_start, c_end = tb.clause_of(start)
     before = text[c_start:start]
     for cue, max_chars in lex.forward_cues:
@@ -323,11 +347,20 @@ def _is_negated(lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, en
                 continue
             if any(t in gap for t in lex.terminators):
                 continue
+            if lex.scope_closer is not None:
+                closed = lex.scope_closer.match(gap)
+                if closed is not None and closed.end() < len(gap):
+                    # 未见异常 is complete in itself; what follows (右肾囊肿) is outside its scope.
+                    continue
             return True
     after = text[end:c_end]
     for cue, max_chars in lex.backward_cues:
         pos = after.find(cue)
         if pos >= 0 and pos <= max_chars and not any(t in after[:pos] for t in lex.terminators):
+            cue_at = end + pos
+            # A backward cue after another organ is named belongs to that organ (…结节左侧甲状腺未见异常).
+            if any(end <= a < cue_at for a, _b, _s in mentions):
+                continue
             return True
     return False
 
@@ -366,6 +399,11 @@ def _read_attrs(lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, en
             break
     # Grade: the nearest grade word in the clause (轻度脂肪肝 / 脂肪肝（中度）).
     clause = text[c_start:c_end]
+    cat = _CATEGORY.search(text, s_start, s_end)
+    if cat is not None and c_start <= cat.start() < c_end:
+        # "TI-RADS Ⅲ级" is a category, not a grade: blank it out for the grade search.
+        a, b = cat.start() - c_start, cat.end() - c_start
+        clause = clause[:a] + " " * (b - a) + clause[b:]
     best: tuple[int, str] | None = None
     for word, grade, _rank in lex.grades:
         pos = clause.find(word)
@@ -376,10 +414,10 @@ def _read_attrs(lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, en
             pos = clause.find(word, pos + 1)
     if best is not None:
         attrs["grade"] = best[1]
-    cat = _CATEGORY.search(text, s_start, s_end)
     if cat is not None:
         system = _CATEGORY_NAMES.get(re.sub(r"[^a-z]", "", cat.group(1).lower()), cat.group(1).upper())
-        attrs["category"] = f"{system} {cat.group(2).upper()}"
+        level = _ROMAN.get(cat.group(2).upper(), cat.group(2).upper()) + cat.group(3).upper()
+        attrs["category"] = f"{system} {level}"
     rate = _RATE.search(text, start, s_end) or _RATE.search(text, s_start, s_end)
     if rate is not None:
         attrs["rate_bpm"] = int(rate.group(1))
@@ -389,7 +427,10 @@ def _read_attrs(lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, en
 def _side_near(text: str, start: int, end: int, lower: int) -> str | None:
     """Side word nearest before the match within its sentence, or inside the match."""
     inside = text[start:end]
-    for word, side in (("双侧", "双侧"), ("双", "双侧"), ("左", "左"), ("右", "右")):
+    # "双" alone is not always bilateral (双肾盂 is a duplex kidney): only explicit bilateral words count.
+    if _BILATERAL.search(inside):
+        return "双侧"
+    for word, side in (("左", "左"), ("右", "右")):
         if word in inside:
             return side
     i = start - 1
@@ -440,7 +481,7 @@ def extract_text(kb: KnowledgeBase, item: str, text: str, sex: str = "unknown") 
 
 
 def _extract_uncached(lex: CompiledLexicon, item: str, text: str) -> ExtractionResult:
-    norm = _normalize_chars(text)
+    norm = _normalize_chars(text, lex.headings)
     item_key = normalize_label(item) if item else ""
     default_site = lex.item_sites.get(item_key)
     if default_site is None and item_key:
@@ -488,7 +529,7 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str) -> ExtractionR
                 s_start, s_end = tb.sentence_of(start)
                 if cf.exclude.search(norm, s_start, s_end):
                     continue
-            if _is_negated(lex, norm, tb, start, end):
+            if _is_negated(lex, norm, tb, start, end, mentions):
                 continue
             s_start, _ = tb.sentence_of(start)
             side: str | None = None
@@ -586,6 +627,14 @@ def _merge(lex: CompiledLexicon, matches: list[_Match], item: str, original: str
         if "side" in attrs and ea.get("side") not in (None, attrs["side"]):
             ea["side"] = "双侧"
         existing.uncertain = existing.uncertain and m.uncertain
+    # A one-sided mention of a finding already reported on both sides is part of the bilateral finding.
+    for (fid, side), f in list(merged.items()):
+        both = merged.get((fid, "双侧"))
+        if side in ("左", "右") and both is not None:
+            size = f.attrs.get("size_mm")
+            if isinstance(size, int | float) and size > both.attrs.get("size_mm", -1):
+                both.attrs["size_mm"] = size
+            del merged[(fid, side)]
     suppressed: set[str] = set()
     for f in merged.values():
         suppressed.update(lex.by_id[f.finding_id].suppresses)

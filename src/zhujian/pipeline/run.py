@@ -59,6 +59,7 @@ def build_report(kb: KnowledgeBase, record: Record, *, with_history: bool = True
     for f in findings:
         findings_by_id.setdefault(f.finding_id, []).append(f)
     q = record.questionnaire
+    lexicon = lexicon_for(kb)
     facts = Facts(
         sex=record.sex,
         age=age,
@@ -72,7 +73,9 @@ def build_report(kb: KnowledgeBase, record: Record, *, with_history: bool = True
         },
         smoking=q.smoking,
         drinking=q.drinking,
-        grade_ranks=lexicon_for(kb).grade_ranks,
+        grade_ranks=lexicon.grade_ranks,
+        negation_cues=tuple(cue for cue, _ in lexicon.forward_cues),
+        separators=lexicon.separators,
     )
     alerts = list(evaluation.alerts)
     conclusions = derive_conclusions(kb, facts, findings, alerts, evaluation.items, problems)

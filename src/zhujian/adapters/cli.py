@@ -1,0 +1,95 @@
+"""`zhujian ingest`: a checkup export → canonical records (JSON lines) and a data-quality report."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+from rich.console import Console
+
+from zhujian.adapters import IngestedRecord, IngestError, get_format, ingest_file
+from zhujian.kb.loader import KBError, default_kb, load_kb
+
+
+def ingest_command(
+    file: Annotated[
+        Path, typer.Argument(help="the export to read: CSV/TSV/…, .xlsx, or Meinian vid$table_id$field_results")
+    ],
+    format: Annotated[
+        str, typer.Option("--format", help="wide-csv (one row per checkup) | long (one row per result) | xlsx")
+    ] = "wide-csv",
+    out: Annotated[str, typer.Option("--out", help="records as JSON lines; - for stdout")] = "records.jsonl",
+    encoding: Annotated[
+        str | None, typer.Option("--encoding", help="e.g. utf-8, gb18030, cp949 (default: detected)")
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="source profile: korea-nhis, korea-nhis-labels, tianchi, meinian, none (default: detected)",
+        ),
+    ] = None,
+    report_json: Annotated[Path | None, typer.Option("--report-json", help="write the quality report as JSON")] = None,
+    problems: Annotated[
+        Path | None, typer.Option("--problems", help="write every problem as JSON lines (with visit id and row)")
+    ] = None,
+    delimiter: Annotated[str | None, typer.Option("--delimiter", help="field delimiter (default: detected)")] = None,
+    kb: Annotated[Path | None, typer.Option("--kb", help="knowledge-base folder (default: the bundled KB)")] = None,
+) -> None:
+    """Read a checkup export into canonical records and report every value that could not be used.
+
+    Exit code 0 even when values have problems (they are in the report); 2 when the input cannot be read.
+    """
+    console = Console(stderr=True)
+    try:
+        # Cheap checks first: loading the knowledge base takes a few seconds.
+        get_format(format)
+        if not file.is_file():
+            raise IngestError(f"cannot read {file}: no such file")
+    except IngestError as exc:
+        typer.echo(f"zhujian ingest: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        knowledge = load_kb(kb) if kb is not None else default_kb()
+    except KBError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    try:
+        result = ingest_file(file, format, kb=knowledge, encoding=encoding, delimiter=delimiter, profile=profile)
+        entries = result.entries()
+        # The file is opened and checked when the first record is read: peek before creating any output, so that
+        # an unreadable input leaves no empty records file behind.
+        first = next(entries, None)
+        _write_records(itertools.chain([first] if first is not None else [], entries), out, problems)
+    except IngestError as exc:
+        typer.echo(f"zhujian ingest: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except OSError as exc:
+        typer.echo(f"zhujian ingest: {exc.filename}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from exc
+    report = result.report
+    report.render(console)
+    if report_json is not None:
+        report_json.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_records(entries: Iterable[IngestedRecord], out: str, problems: Path | None) -> None:
+    sink: TextIO = sys.stdout if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
+    problem_sink: TextIO | None = open(problems, "w", encoding="utf-8") if problems else None  # noqa: SIM115
+    try:
+        for entry in entries:
+            sink.write(entry.record.model_dump_json(exclude_none=True) + "\n")
+            if problem_sink is not None:
+                for problem in entry.problems:
+                    line = {"visit_id": entry.record.visit_id, "row": entry.first_row, **problem.to_dict()}
+                    problem_sink.write(json.dumps(line, ensure_ascii=False) + "\n")
+    finally:
+        if sink is not sys.stdout:
+            sink.close()
+        if problem_sink is not None:
+            problem_sink.close()
