@@ -75,7 +75,8 @@ def build_report(kb: KnowledgeBase, record: Record, *, with_history: bool = True
         drinking=q.drinking,
         grade_ranks=lexicon.grade_ranks,
         negation_cues=tuple(cue for cue, _ in lexicon.forward_cues),
-        separators=lexicon.separators,
+        # In a history entry "否认高血压、糖尿病史" the enumeration comma keeps both under the negation.
+        separators=lexicon.separators - {"、"},
     )
     alerts = list(evaluation.alerts)
     conclusions = derive_conclusions(kb, facts, findings, alerts, evaluation.items, problems)
