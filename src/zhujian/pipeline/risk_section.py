@@ -135,6 +135,20 @@ class _Inputs:
         return _has(self.record.questionnaire.family_history, self.keywords.diabetes_family_history)
 
 
+_METABOLIC_INPUT_LABELS = {
+    "sex": "性别",
+    "waist_cm": "腰围",
+    "fpg_mmol_l": "空腹血糖",
+    "pg2h_mmol_l": "OGTT 2小时血糖",
+    "diabetes_treated": "糖尿病诊断/治疗史（问卷）",
+    "sbp": "收缩压",
+    "dbp": "舒张压",
+    "hypertension_treated": "高血压诊断/治疗史（问卷）",
+    "tg_mmol_l": "甘油三酯",
+    "hdl_mmol_l": "高密度脂蛋白胆固醇",
+}
+
+
 def _missing(values: dict[str, object]) -> list[str]:
     return [_INPUT_LABELS.get(k, k) for k, v in values.items() if v is None]
 
@@ -318,7 +332,7 @@ def _metabolic(x: _Inputs) -> RiskAssessment:
         a.message = exc.message
         return a
     a.inputs = {k: v for k, v in inputs.items() if v is not None}
-    a.missing = list(r.missing_inputs)
+    a.missing = [_METABOLIC_INPUT_LABELS.get(name, name) for name in r.missing_inputs]
     a.computed = r.present is not None
     a.result = {
         "present": r.present,
@@ -327,7 +341,7 @@ def _metabolic(x: _Inputs) -> RiskAssessment:
     }
     a.category = {True: "符合代谢综合征", False: "不符合", None: "无法判定"}[r.present]
     if r.present is None:
-        a.message = "缺少的项目可能改变结论：" + "、".join(r.missing_inputs)
+        a.message = "缺少的项目可能改变结论：" + "、".join(a.missing)
     return a
 
 

@@ -1,0 +1,69 @@
+"""`zhujian pdf REPORT.json --out report.pdf`: the examinee's report from a report JSON. Thin: it reads the files
+and calls `zhujian.render`, imported inside the command so that the CLI starts without Jinja2 or WeasyPrint."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        typer.echo(f"cannot read {what} {path}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        typer.echo(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", err=True)
+        raise typer.Exit(2) from exc
+    if not isinstance(data, dict):
+        typer.echo(f"{path}: the {what} must be a JSON object", err=True)
+        raise typer.Exit(2)
+    return data
+
+
+def pdf_command(
+    report_json: Annotated[str, typer.Argument(help="report JSON written by `zhujian report`; - for stdin")],
+    out: Annotated[Path, typer.Option("--out", help="PDF file to write; a name ending in .html writes the HTML")],
+    record_json: Annotated[
+        Path | None,
+        typer.Option("--record", help="the record the report was built from: adds the original text results"),
+    ] = None,
+    center_name: Annotated[str | None, typer.Option("--center-name", help="name printed on the cover")] = None,
+) -> None:
+    """Write the examinee's report (A4, zh-CN): cover, critical results, conclusions with advice and follow-up
+    dates, risk assessment, result tables and text findings. Unsigned reports are marked as drafts."""
+    from zhujian.render import (
+        DEFAULT_CENTER_NAME,
+        PdfUnavailableError,
+        ReportFormatError,
+        render_patient_report_html,
+        render_patient_report_pdf,
+    )
+
+    report = _read_json(report_json, "report")
+    record = _read_json(str(record_json), "record") if record_json is not None else None
+    center = center_name or DEFAULT_CENTER_NAME
+    try:
+        if out.suffix.lower() in (".html", ".htm"):
+            data = render_patient_report_html(report, record, center_name=center).encode("utf-8")
+        else:
+            data = render_patient_report_pdf(report, record, center_name=center)
+    except ReportFormatError as exc:
+        typer.echo(f"{report_json}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except PdfUnavailableError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        typer.echo(f"cannot write {out}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"wrote {out} ({len(data)} bytes)", err=True)
