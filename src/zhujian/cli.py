@@ -41,12 +41,21 @@ _mount_risk()
 def _register_commands() -> None:
     """Commands implemented next to their library code (adapters, batch …), registered through one door."""
     from zhujian.adapters.cli import ingest_command
+    from zhujian.deid_cli import deid_command
+    from zhujian.fhir_cli import export_fhir_command, import_fhir_command
     from zhujian.render.cli import pdf_command
 
     app.command("ingest", help="Read a checkup file (wide CSV/xlsx, long, Meinian) into canonical records.")(
         ingest_command
     )
     app.command("pdf", help="Render a report JSON as the examinee's PDF (or HTML preview).")(pdf_command)
+    app.command(
+        "export-fhir", help="Write a report JSON as a FHIR R4 Bundle (DiagnosticReport, Observations, Conditions)."
+    )(export_fhir_command)
+    app.command("import-fhir", help="Read a FHIR R4 Bundle into canonical records (JSON lines).")(import_fhir_command)
+    app.command("deid", help="De-identify canonical records for dataset export (keyed pseudonyms, masked PII).")(
+        deid_command
+    )
 
 
 _register_commands()

@@ -50,6 +50,7 @@ def _load_builtins() -> None:
     _BUILTINS_LOADED = True
     # Imported here: the readers import the engine's evaluator and parsers, which a caller listing the formats
     # does not need until it reads a file.
+    from zhujian.adapters.fhir import read_fhir_for_ingest
     from zhujian.adapters.long import read_long
     from zhujian.adapters.wide import read_wide
 
@@ -60,3 +61,4 @@ def _load_builtins() -> None:
         read_long,
         "one row per result: visit id, item, value[, unit, range…]; also Meinian vid$table_id$field_results",
     )
+    register_format("fhir", read_fhir_for_ingest, "a FHIR R4 Bundle (Patient, Observation, DiagnosticReport) as JSON")
