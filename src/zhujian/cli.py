@@ -58,8 +58,6 @@ def _register_commands() -> None:
     )
 
 
-_register_commands()
-
 KbPath = Annotated[Path | None, typer.Option("--kb", help="knowledge-base folder (default: the bundled KB)")]
 CenterPath = Annotated[
     Path | None, typer.Option("--center", help="center configuration YAML (critical-value overrides, switches)")
@@ -236,6 +234,9 @@ def kb_stats(kb: KbPath = None) -> None:
 
     knowledge = _load(kb, None)
     typer.echo(json.dumps(kb_statistics(knowledge), ensure_ascii=False, indent=2))
+
+
+_register_commands()
 
 
 def main() -> None:  # pragma: no cover
