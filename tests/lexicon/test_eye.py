@@ -24,8 +24,8 @@ NORMAL = [
     "未见异常",
     "眼科检查(裂隙灯)未发现明显异常",
     "裸眼视力右:1.0裸眼视力左:1.0余眼科检查未见异常",
-    "矫正视力右:0.8矫正视力左:0.6",
-    "裸眼视力右:0.4裸眼视力左:0.5",
+    "矫正视力右:0.8矫正视力左:1.0",
+    "裸眼视力右:1.0裸眼视力左:0.8",
     "色觉：正常余眼科检查未见异常",
     "两眼压正常。",
     "其它:排除青光眼检查余眼科检查未见异常",
@@ -42,11 +42,11 @@ def test_normal_texts_give_no_finding(text: str) -> None:
 CASES: list[tuple[str, set[tuple[str, str, str | None]]]] = [
     ("屈光不正", {("屈光不正", "H52", None)}),
     ("其它:双侧屈光不正余眼科检查未见异常", {("屈光不正", "H52", "双侧")}),
-    ("晶体:双眼轻度白内障余眼科检查未见异常", {("白内障", "H25", "双侧")}),
-    ("晶体:右晶体皮质密度增高", {("白内障", "H25", "右")}),
+    ("晶体:双眼轻度白内障余眼科检查未见异常", {("白内障", "H26", "双侧")}),
+    ("晶体:右晶体皮质密度增高", {("白内障", "H26", "右")}),
     ("晶体:左眼晶状体先天性点状混浊", {("先天性白内障", "Q12", "左")}),
     ("晶体:右眼白内障术后人工晶体植入", {("白内障术后", "Z96", "右")}),
-    ("晶体:右眼晶体混浊,左眼白内障术后余眼科检查未见异常", {("白内障", "H25", "右"), ("白内障术后", "Z96", "左")}),
+    ("晶体:右眼晶体混浊,左眼白内障术后余眼科检查未见异常", {("白内障", "H26", "右"), ("白内障术后", "Z96", "左")}),
     ("结膜:右眼翼状胬肉", {("翼状胬肉", "H11", "右")}),
     ("结膜:双内眼睑裂斑", {("睑裂斑", "H11", "双侧")}),
     ("结膜:左眼睑结膜结石余眼科检查未见异常", {("结膜结石", "H11", "左")}),
@@ -70,9 +70,10 @@ CASES: list[tuple[str, set[tuple[str, str, str | None]]]] = [
     ("眼底:双眼糖尿病性视网膜病变", {("糖尿病视网膜病变", "H36", "双侧")}),
     (
         "结膜:双眼翼状胬肉,双眼沙眼晶体:双眼轻度白内障",
-        {("翼状胬肉", "H11", "双侧"), ("沙眼", "A71", "双侧"), ("白内障", "H25", "双侧")},
+        {("翼状胬肉", "H11", "双侧"), ("沙眼", "A71", "双侧"), ("白内障", "H26", "双侧")},
     ),
-    ("晶体:右眼中度白内障,左眼轻度白内障", {("白内障", "H25", "右"), ("白内障", "H25", "左")}),
+    # One finding per kind for both eyes (FINDINGS.md thyroid convention), the side 双侧.
+    ("晶体:右眼中度白内障,左眼轻度白内障", {("白内障", "H26", "双侧")}),
 ]
 
 
@@ -81,23 +82,20 @@ def test_findings_sides_and_categories(text: str, expected: set[tuple[str, str, 
     assert _triples(text) == expected
 
 
-def test_low_acuity_below_0_3_is_a_finding_per_eye() -> None:
-    assert _triples("裸眼视力右:0.15裸眼视力左:0.6") == {("视力低下", "H54", "右")}
-    assert _triples("裸眼视力右:指数裸眼视力左:0.05") == {("视力低下", "H54", "右"), ("视力低下", "H54", "左")}
+def test_acuity_below_0_8_is_reduced_vision() -> None:
+    # Checkup convention (eye.yaml): acuity below 0.8 in either eye is 视力下降 (H54), one finding for both eyes.
+    assert _triples("裸眼视力右:0.15裸眼视力左:0.8") == {("视力下降", "H54", "右")}
+    assert _triples("裸眼视力右:指数裸眼视力左:0.05") == {("视力下降", "H54", "双侧")}
+    assert _triples("矫正视力右:0.8矫正视力左:0.6") == {("视力下降", "H54", "左")}
 
 
-def test_acuity_0_3_and_better_is_not_a_finding() -> None:
-    assert _own("裸眼视力右:0.3裸眼视力左:0.8余眼科检查未见异常") == []
+def test_acuity_0_8_and_better_is_not_a_finding() -> None:
+    assert _own("裸眼视力右:0.8裸眼视力左:1.2余眼科检查未见异常") == []
 
 
-def test_stated_refractive_error_explains_low_acuity() -> None:
+def test_stated_refractive_error_is_listed_with_reduced_vision() -> None:
     names = {f.name for f in _own("裸眼视力右:0.1裸眼视力左:0.1屈光不正")}
-    assert names == {"屈光不正"}
-
-
-def test_low_uncorrected_acuity_that_corrects_is_refractive_error() -> None:
-    found = _triples("裸眼视力右:0.1裸眼视力左:0.12矫正视力右:0.8矫正视力左:0.8")
-    assert found == {("屈光不正", "H52", "右"), ("屈光不正", "H52", "左")}
+    assert names == {"屈光不正", "视力下降"}
 
 
 def test_grade_is_read() -> None:

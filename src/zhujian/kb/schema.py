@@ -373,6 +373,9 @@ class SiteDef(StrictModel):
     items: list[str] = []
     paired: bool = False
     sex: Sex = "any"
+    # When an exam item names this site (e.g. 内科, 心电图), its findings stay possible throughout the text even
+    # after other organs are mentioned.
+    dominant: bool = False
 
 
 class FindingDef(StrictModel):

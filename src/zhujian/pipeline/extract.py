@@ -297,12 +297,15 @@ class _TextBreaks:
     length: int
     clause: list[int]
     sentence: list[int]
+    # Negation scope: clauses, except that an enumeration comma keeps a list under its cue (无压痛、反跳痛).
+    negation: list[int]
 
     @classmethod
     def of(cls, text: str, separators: frozenset[str]) -> _TextBreaks:
         clause = [i for i, ch in enumerate(text) if ch in separators]
         sentence = [i for i, ch in enumerate(text) if ch in _SENTENCE_END]
-        return cls(len(text), clause, sentence)
+        negation = [i for i in clause if text[i] != "、"]
+        return cls(len(text), clause, sentence, negation)
 
     def _bounds(self, positions: list[int], pos: int) -> tuple[int, int]:
         k = bisect_left(positions, pos)
@@ -313,6 +316,9 @@ class _TextBreaks:
 
     def clause_of(self, pos: int) -> tuple[int, int]:
         return self._bounds(self.clause, pos)
+
+    def negation_scope_of(self, pos: int) -> tuple[int, int]:
+        return self._bounds(self.negation, pos)
 
     def sentence_of(self, pos: int) -> tuple[int, int]:
         return self._bounds(self.sentence, pos)
@@ -338,7 +344,7 @@ def _cue_positions(segment: str, cue: str, pseudo: list[str]) -> list[int]:
 def _is_negated(
     lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, end: int, mentions: list[tuple[int, int, str]]
 ) -> bool:
-    c_start, c_end = tb.clause_of(start)
+    c_start, c_end = tb.negation_scope_of(start)
     before = text[c_start:start]
     for cue, max_chars in lex.forward_cues:
         for pos in _cue_positions(before, cue, lex.pseudo):
@@ -355,8 +361,9 @@ def _is_negated(
             return True
     after = text[end:c_end]
     for cue, max_chars in lex.backward_cues:
-        pos = after.find(cue)
-        if pos >= 0 and pos <= max_chars and not any(t in after[:pos] for t in lex.terminators):
+        for pos in _cue_positions(after, cue, lex.pseudo):
+            if pos > max_chars or any(t in after[:pos] for t in lex.terminators):
+                continue
             cue_at = end + pos
             # A backward cue after another organ is named belongs to that organ (…结节左侧甲状腺未见异常).
             if any(end <= a < cue_at for a, _b, _s in mentions):
@@ -418,7 +425,7 @@ def _read_attrs(lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, en
         system = _CATEGORY_NAMES.get(re.sub(r"[^a-z]", "", cat.group(1).lower()), cat.group(1).upper())
         level = _ROMAN.get(cat.group(2).upper(), cat.group(2).upper()) + cat.group(3).upper()
         attrs["category"] = f"{system} {level}"
-    rate = _RATE.search(text, start, s_end) or _RATE.search(text, s_start, s_end)
+    rate = _RATE.search(text, start, s_end)
     if rate is not None:
         attrs["rate_bpm"] = int(rate.group(1))
     return attrs
@@ -430,6 +437,8 @@ def _side_near(text: str, start: int, end: int, lower: int) -> str | None:
     # "双" alone is not always bilateral (双肾盂 is a duplex kidney): only explicit bilateral words count.
     if _BILATERAL.search(inside):
         return "双侧"
+    if "左右" in inside or ("左" in inside and "右" in inside):
+        return "双侧"
     for word, side in (("左", "左"), ("右", "右")):
         if word in inside:
             return side
@@ -439,7 +448,7 @@ def _side_near(text: str, start: int, end: int, lower: int) -> str | None:
         if ch == "左":
             return "左"
         if ch == "右":
-            return "右"
+            return "双侧" if i > 0 and text[i - 1] == "左" else "右"
         if ch == "双" or text.startswith("两侧", i):
             return "双侧"
         i -= 1
@@ -495,6 +504,7 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str) -> ExtractionR
 
     lowered = norm.lower()
     tb = _TextBreaks.of(norm, lex.separators)
+    dominant_site = default_site if default_site is not None and lex.sites[default_site].dominant else None
     mentions = _site_mentions(lex, norm, lowered)
     mentioned = {s for _, _, s in mentions}
 
@@ -518,6 +528,11 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str) -> ExtractionR
             if start == end:
                 continue
             site = _active_site(mentions, start, end, default_site)
+            nearest = site
+            if cf.sites and site not in cf.sites and dominant_site is not None and dominant_site in cf.sites:
+                # Physical-exam and ECG items keep their own site: 心率, 双肺 or 肝 named in an internal-medicine
+                # exam do not turn it into an ECG or an ultrasound text.
+                site = dominant_site
             if cf.sites and site not in cf.sites:
                 # A site mentioned inside the match itself (e.g. 胆囊结石 in a liver text) also counts.
                 inside = {s for a, b, s in mentions if a >= start and b <= end}
@@ -533,7 +548,7 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str) -> ExtractionR
                 continue
             s_start, _ = tb.sentence_of(start)
             side: str | None = None
-            if site is not None and lex.sites[site].paired:
+            if (site is not None and lex.sites[site].paired) or (nearest is not None and lex.sites[nearest].paired):
                 side = _side_near(norm, start, end, _site_mention_start(mentions, start, s_start)) or item_side
             attrs = _read_attrs(lex, norm, tb, start, end)
             matches.append(_Match(cf, start, end, site, side, attrs, _is_uncertain(lex, norm, tb, start, end)))
