@@ -67,6 +67,7 @@ _CATEGORY_NAMES = {
 }
 _RATE = re.compile(r"(\d{2,3})\s*(?:次/分|次/min|bpm|次每分|次)", re.IGNORECASE)
 _SENTENCE_END = "。；;\n"
+_CONJUNCTIONS = "及和与或、"
 _BILATERAL = re.compile(r"双侧|两侧|双乳|双眼|双肾(?!盂)|双颈")
 
 # Meinian-style table ids and common exam-item labels that name a side.
@@ -355,8 +356,9 @@ def _is_negated(
                 continue
             if lex.scope_closer is not None:
                 closed = lex.scope_closer.match(gap)
-                if closed is not None and closed.end() < len(gap):
-                    # 未见异常 is complete in itself; what follows (右肾囊肿) is outside its scope.
+                if closed is not None and closed.end() < len(gap) and gap[closed.end()] not in _CONJUNCTIONS:
+                    # 未见异常 is complete in itself; what follows (右肾囊肿) is outside its scope — unless a
+                    # conjunction carries it on (未见异常血流信号及明显充盈缺损).
                     continue
             return True
     after = text[end:c_end]
@@ -541,8 +543,16 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str) -> ExtractionR
                     continue
                 site = next(iter(hit))
             if cf.exclude is not None:
+                # Excludes look at the match's sentence from the last organ mention before it: in
+                # 左肾囊肿伴钙化左肾结晶 the cyst's calcification does not veto the second diagnosis.
                 s_start, s_end = tb.sentence_of(start)
-                if cf.exclude.search(norm, s_start, s_end):
+                seg_start = s_start
+                for a, _b, _s in mentions:
+                    if a >= start:
+                        break
+                    if a >= s_start:
+                        seg_start = a
+                if cf.exclude.search(norm, seg_start, s_end):
                     continue
             if _is_negated(lex, norm, tb, start, end, mentions):
                 continue
