@@ -17,23 +17,11 @@ import random
 import sys
 from pathlib import Path
 
+from zhujian.evaluation import ITEM_OF_TABLE
 from zhujian.kb.loader import load_kb
 from zhujian.pipeline.extract import extract_text
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "meinian" / "texts_dev.csv"
-ITEM_OF_TABLE = {
-    "0101": "超声所见",
-    "0102": "超声提示",
-    "0113": "肝脏",
-    "0114": "胆囊",
-    "0115": "胰腺",
-    "0116": "脾脏",
-    "0117": "左肾",
-    "0118": "右肾",
-    "1001": "心电图",
-    "1308": "眼科",
-    "2302": "健康状况",
-}
 
 
 def main() -> int:

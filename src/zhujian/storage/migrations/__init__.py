@@ -1,0 +1,1 @@
+"""Alembic migrations of the zhujian database (a package so that setuptools ships the revision files)."""

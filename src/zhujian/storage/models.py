@@ -1,0 +1,260 @@
+"""ORM tables (SQLAlchemy 2 typed declarative). These are storage types only: services turn them into the
+dataclasses of `zhujian.storage.services` and never hand ORM objects to the web layer.
+
+Design notes:
+- `persons` holds the pseudonymous id only; names and phone numbers live in `person_identities`, readable by the
+  roles with `read_identity`, and never copied into reports or the audit log.
+- `raw_records` keeps every version of the canonical Record as received (same visit_id again = a new version).
+- `reports` is one row per visit with the *current* state; `report_versions` keeps every saved state with the full
+  report JSON, so a signed report can be shown exactly as signed years later.
+- Conclusion provenance (`auto`, `edited`, `added`, `merged`) lives inside the report JSON of each version, next to
+  the conclusion it describes (see `zhujian.storage.edits`): one document holds the whole signed state.
+- The worklist orders by `priority, sort_date, id` (all NOT NULL, indexed): no JSON is read to build it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar, get_args
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from zhujian.storage.values import ReportStatus, Role
+
+REPORT_STATUSES: tuple[str, ...] = get_args(ReportStatus)
+ROLE_NAMES: tuple[str, ...] = get_args(Role)
+
+# PostgreSQL stores JSONB (indexable, compact); SQLite stores JSON text. Same Python values on both.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    PostgreSQL returns aware values, SQLite naive ones (STACK.md gotcha 2): values are converted to UTC when written
+    and come back aware in UTC from both, so comparisons and the audit hash never depend on the backend.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use an aware datetime")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    # Named constraints: Alembic can drop and alter them by name on every backend.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSONType, dt.datetime: UTCDateTime}
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+POSTGRESQL_ONLY_INDEXES = frozenset({"ix_persons_pseudonym_pattern", "ix_visits_visit_id_pattern"})
+
+
+def _prefix_search_index(name: str, column: str) -> Index:
+    """PostgreSQL index for `LIKE 'prefix%'` whatever the database collation (the unique index only serves it under
+    the C collation). SQLite has no operator classes and uses no index for LIKE: not created there."""
+    return Index(name, column, postgresql_ops={column: "varchar_pattern_ops"}).ddl_if(dialect="postgresql")
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", ROLE_NAMES), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+
+
+class Person(Base):
+    """An examinee, known by a pseudonymous id only (the Record's `person_id`)."""
+
+    __tablename__ = "persons"
+    __table_args__ = (_prefix_search_index("ix_persons_pseudonym_pattern", "pseudonym"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+
+
+class PersonIdentity(Base):
+    """Name and phone number of an examinee, kept apart so that only permitted roles read them."""
+
+    __tablename__ = "person_identities"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+
+
+class Visit(Base):
+    __tablename__ = "visits"
+    __table_args__ = (_prefix_search_index("ix_visits_visit_id_pattern", "visit_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[str] = mapped_column(String(128), unique=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), index=True)
+    exam_date: Mapped[dt.date | None] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(16))
+    age: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+
+    person: Mapped[Person | None] = relationship()
+
+
+class RawRecord(Base):
+    """One version of the canonical Record as received."""
+
+    __tablename__ = "raw_records"
+    __table_args__ = (UniqueConstraint("visit_pk", "version", name="uq_raw_records_visit_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_pk: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    record: Mapped[dict[str, Any]] = mapped_column()
+    record_hash: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    received_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class Report(Base):
+    """The current state of the one report of a visit. `version` is the optimistic lock: every write sets it to
+    the old value + 1 and the UPDATE matches the old value, so a concurrent writer fails instead of overwriting."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        CheckConstraint(_in("status", REPORT_STATUSES), name="status"),
+        CheckConstraint("highest_level IS NULL OR highest_level IN ('A', 'B')", name="highest_level"),
+        CheckConstraint("priority BETWEEN 0 AND 3", name="priority"),
+        # Worklist orderings: unfiltered, and filtered by status. Level filters are ranges of `priority`.
+        Index("ix_reports_worklist", "priority", "sort_date", "id"),
+        Index("ix_reports_status_worklist", "status", "priority", "sort_date", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_pk: Mapped[int] = mapped_column(ForeignKey("visits.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    # Denormalized from the current content for the worklist (see services.worklist_priority).
+    highest_level: Mapped[str | None] = mapped_column(String(1))
+    critical: Mapped[bool] = mapped_column(Boolean)
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    sort_date: Mapped[dt.date] = mapped_column(Date)
+    summary: Mapped[str] = mapped_column(String(300))
+    conclusion_count: Mapped[int] = mapped_column(Integer)
+    has_newer_data: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The full report JSON is large (10–80 kB): loaded only when a report is opened.
+    content: Mapped[dict[str, Any]] = mapped_column(deferred=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    raw_record_id: Mapped[int] = mapped_column(ForeignKey("raw_records.id"))
+    signed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    signed_at: Mapped[dt.datetime | None] = mapped_column()
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column()
+    published_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    published_at: Mapped[dt.datetime | None] = mapped_column()
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+
+    visit: Mapped[Visit] = relationship()
+
+    # The application sets `version` itself (version_id_generator=False) so one service call bumps it once, however
+    # many flushes it takes; SQLAlchemy still adds `WHERE version = <old>` and raises StaleDataError on 0 rows.
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}  # noqa: RUF012 - SQLAlchemy API
+
+
+class ReportVersion(Base):
+    """Every saved state of a report: the full JSON after the change, its status, who and when."""
+
+    __tablename__ = "report_versions"
+    __table_args__ = (
+        UniqueConstraint("report_id", "version", name="uq_report_versions_report_version"),
+        CheckConstraint(_in("status", REPORT_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    change: Mapped[str] = mapped_column(String(32))
+    content: Mapped[dict[str, Any]] = mapped_column(deferred=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    raw_record_id: Mapped[int] = mapped_column(ForeignKey("raw_records.id"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+
+
+class AuditLogEntry(Base):
+    """Append-only, hash-chained log of every write (see `zhujian.storage.audit`). Database triggers (created by
+    the migration) refuse UPDATE and DELETE; the chain detects changes made by someone who can drop them."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_object", "object_type", "object_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column()
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_username: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(128))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Unique: two writers can never both extend the same head, so the chain cannot fork.
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -1,0 +1,215 @@
+"""User accounts: the first administrator, creating and changing users, password login.
+
+Users are never deleted (audit entries and signatures point at them): deactivate them instead.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from argon2 import PasswordHasher
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from zhujian.settings import MIN_ADMIN_PASSWORD_LENGTH, Settings
+from zhujian.storage.audit import append_audit
+from zhujian.storage.errors import InvalidUserData, NotFound, UserExists
+from zhujian.storage.models import User, utc_now
+from zhujian.storage.permissions import ROLES, authorize
+from zhujian.storage.security import (
+    hash_password,
+    password_needs_rehash,
+    spend_verification_time,
+    verify_password,
+)
+from zhujian.storage.values import Actor, UserSummary
+
+MIN_PASSWORD_LENGTH = MIN_ADMIN_PASSWORD_LENGTH
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
+
+
+def _summary(user: User) -> UserSummary:
+    return UserSummary(user.id, user.username, user.display_name, user.role, user.active, user.created_at)
+
+
+def _audit_view(user: User) -> dict[str, Any]:
+    # Never the password hash.
+    return {"username": user.username, "display_name": user.display_name, "role": user.role, "active": user.active}
+
+
+def _clean_username(username: str) -> str:
+    cleaned = username.strip().lower()
+    if not _USERNAME.match(cleaned):
+        raise InvalidUserData("用户名须为 2–64 位小写字母、数字、下划线、点或连字符，并以字母或数字开头")
+    return cleaned
+
+
+def _clean_display_name(display_name: str) -> str:
+    cleaned = display_name.strip()
+    if not cleaned or len(cleaned) > 100:
+        raise InvalidUserData("显示名称不能为空，且不超过 100 字")
+    return cleaned
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise InvalidUserData(f"未知角色：{role}（可选：{'、'.join(ROLES)}）")
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidUserData(f"密码至少需要 {MIN_PASSWORD_LENGTH} 个字符")
+
+
+def _insert_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    display_name: str,
+    role: str,
+    actor: Actor | None,
+    hasher: PasswordHasher | None,
+) -> User:
+    name = _clean_username(username)
+    display = _clean_display_name(display_name)
+    _check_role(role)
+    _check_password(password)
+    if session.scalar(select(User.id).where(User.username == name)) is not None:
+        raise UserExists(name)
+    now = utc_now()
+    user = User(
+        username=name,
+        password_hash=hash_password(password, hasher),
+        display_name=display,
+        role=role,
+        active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(user)
+    session.flush()
+    append_audit(
+        session,
+        actor=actor,
+        action="user.create",
+        object_type="user",
+        object_id=user.id,
+        before=None,
+        after=_audit_view(user),
+    )
+    return user
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    display_name: str,
+    role: str,
+    actor: Actor,
+    hasher: PasswordHasher | None = None,
+) -> UserSummary:
+    """Create a user (manage_users). User names are stored in lower case; `hasher` overrides the Argon2
+    parameters (tests use a cheap one)."""
+    authorize(session, actor, "manage_users")
+    return _summary(
+        _insert_user(
+            session,
+            username=username,
+            password=password,
+            display_name=display_name,
+            role=role,
+            actor=actor,
+            hasher=hasher,
+        )
+    )
+
+
+def ensure_admin(session: Session, settings: Settings, *, hasher: PasswordHasher | None = None) -> UserSummary | None:
+    """Create the first administrator from ZHUJIAN_ADMIN_USERNAME / ZHUJIAN_ADMIN_PASSWORD when the database has
+    no user at all. Returns the new user, or None when users exist or no password is set."""
+    if settings.admin_password is None:
+        return None
+    if session.scalar(select(func.count(User.id))):
+        return None
+    user = _insert_user(
+        session,
+        username=settings.admin_username,
+        password=settings.admin_password.get_secret_value(),
+        display_name="系统管理员",
+        role="admin",
+        actor=None,
+        hasher=hasher,
+    )
+    return _summary(user)
+
+
+def update_user(
+    session: Session,
+    user_id: int,
+    *,
+    actor: Actor,
+    role: str | None = None,
+    display_name: str | None = None,
+    active: bool | None = None,
+    password: str | None = None,
+    hasher: PasswordHasher | None = None,
+) -> UserSummary:
+    """Change a user's role, display name, active flag or password (manage_users). An administrator cannot
+    deactivate or demote themselves, so the system always keeps one."""
+    authorize(session, actor, "manage_users")
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("user", user_id)
+    if user.id == actor.user_id and (active is False or (role is not None and role != user.role)):
+        raise InvalidUserData("不能停用自己或更改自己的角色")
+    before = _audit_view(user)
+    if role is not None:
+        _check_role(role)
+        user.role = role
+    if display_name is not None:
+        user.display_name = _clean_display_name(display_name)
+    if active is not None:
+        user.active = active
+    password_changed = password is not None
+    if password is not None:
+        _check_password(password)
+        user.password_hash = hash_password(password, hasher)
+    user.updated_at = utc_now()
+    session.flush()
+    after = {**_audit_view(user), "password_changed": password_changed}
+    append_audit(
+        session, actor=actor, action="user.update", object_type="user", object_id=user.id, before=before, after=after
+    )
+    return _summary(user)
+
+
+def list_users(session: Session, *, actor: Actor) -> list[UserSummary]:
+    authorize(session, actor, "manage_users")
+    return [_summary(u) for u in session.scalars(select(User).order_by(User.username))]
+
+
+def authenticate(session: Session, username: str, password: str) -> Actor | None:
+    """The actor for a correct user name and password of an active user, else None. An unknown user name costs
+    the same hashing time as a wrong password. Hashes made with older parameters are upgraded on success."""
+    user = session.scalars(select(User).where(User.username == username.strip().lower())).one_or_none()
+    if user is None:
+        spend_verification_time(password)
+        return None
+    if not verify_password(user.password_hash, password) or not user.active:
+        return None
+    if password_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        session.flush()
+    return Actor(user.id, user.username, user.role, user.display_name)
+
+
+def get_actor(session: Session, user_id: int) -> Actor | None:
+    """The actor of an active user id (e.g. from a session cookie), or None."""
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        return None
+    return Actor(user.id, user.username, user.role, user.display_name)
