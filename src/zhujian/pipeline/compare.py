@@ -173,6 +173,11 @@ def apply_comparison(
             continued.add(_base_id(predecessor))
             details.insert(0, f"上次({label})为“{predecessor.name}”")
         if _base_id(c) not in previous_ids and predecessor is None:
+            if not _was_examined(c, last):
+                # The last visit did not measure what this conclusion rests on: nothing to compare with.
+                c.status = None
+                c.status_detail = [f"上次({label})未做相关检查"]
+                continue
             c.status = "new"
             details.insert(0, f"上次({label})无此结论")
         elif worse:
@@ -197,6 +202,22 @@ def apply_comparison(
             "resolved": resolved,
         }
     }
+
+
+def _was_examined(c: Conclusion, prior: PriorReport) -> bool:
+    """Did the prior visit have data for any of this conclusion's evidence (an item, a text of the same exam, or a
+    questionnaire answer)?"""
+    items = {e.item_id for e in prior.report.items if e.item_id is not None and e.value is not None}
+    exams = {t.item for t in prior.visit.texts}
+    history = prior.visit.questionnaire is not None
+    for e in c.evidence:
+        if e.item_id is not None and e.item_id in items:
+            return True
+        if e.finding_id is not None and e.source_item in exams:
+            return True
+        if e.kind == "history" and history:
+            return True
+    return False
 
 
 def _evidence_keys(c: Conclusion) -> set[str]:
