@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import csv
 import datetime as dt
@@ -51,14 +52,11 @@ def to_record(header: list[str], row: list[str], row_number: int, visit_id: str)
     cells = dict(zip(header, row, strict=False))
     record: dict[str, Any] = {"visit_id": visit_id, "person_id": f"tianchi-{cells['id']}"}
     record["sex"] = SEX.get(cells["性别"].strip(), "unknown")
-    try:
+    # An age or date that does not read is left out, as if the cell were empty: the engine reports it as unknown.
+    with contextlib.suppress(ValueError):
         record["age"] = float(cells["年龄"])
-    except ValueError:
-        pass
-    try:
+    with contextlib.suppress(ValueError):
         record["exam_date"] = dt.datetime.strptime(cells["体检日期"].strip(), "%d/%m/%Y").date().isoformat()
-    except ValueError:
-        pass
     record["items"] = [
         {"name": name, "value": value.strip(), "origin": f"{SOURCE_NAME}:row {row_number}:column {name}"}
         for name, value in zip(header[4:], row[4:], strict=False)

@@ -59,3 +59,10 @@ def test_parse_range(raw: str, low: float | None, high: float | None) -> None:
 @pytest.mark.parametrize("raw", ["阴性", "6.1-3.9", "abc", ""])
 def test_unreadable_range(raw: str) -> None:
     assert parse_range(raw) is None
+
+
+@pytest.mark.parametrize(("raw", "kind", "number"), [("1e400", "unparseable", None), ("nan", "unparseable", None),
+                                                      ("1.2E+3", "number", 1200.0), ("6.5e0", "number", 6.5)])
+def test_exponent_forms(raw: str, kind: str, number: float | None) -> None:
+    parsed = parse_value(raw)
+    assert (parsed.kind, parsed.number) == (kind, number)

@@ -41,12 +41,16 @@ _mount_risk()
 def _register_commands() -> None:
     """Commands implemented next to their library code (adapters, batch …), registered through one door."""
     from zhujian.adapters.cli import ingest_command
+    from zhujian.batch.cli import batch_command
     from zhujian.deid_cli import deid_command
     from zhujian.fhir_cli import export_fhir_command, import_fhir_command
     from zhujian.render.cli import pdf_command
 
     app.command("ingest", help="Read a checkup file (wide CSV/xlsx, long, Meinian) into canonical records.")(
         ingest_command
+    )
+    app.command("batch", help="Run the engine over canonical records (JSON lines) on all cores, with resume.")(
+        batch_command
     )
     app.command("pdf", help="Render a report JSON as the examinee's PDF (or HTML preview).")(pdf_command)
     app.command(

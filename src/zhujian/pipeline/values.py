@@ -79,6 +79,8 @@ def parse_value(raw: object) -> ParsedValue:
         else:
             if number == number and number not in (float("inf"), float("-inf")):
                 return ParsedValue("number", number=number)
+            # "1e400" overflows and "nan" is not a result: never read a prefix of such a text as a number.
+            return ParsedValue("unparseable", text=raw.strip())
     text = clean_text(str(raw))
     if not text:
         return ParsedValue("empty")
@@ -101,7 +103,7 @@ def parse_value(raw: object) -> ParsedValue:
     m = _NUMBER_WITH_TAIL.match(text)
     if m:
         tail = m.group(2).strip()
-        if tail and not re.match(r"^[\d.]", tail):
+        if tail and not re.match(r"^[\d.]|^[eE][-+]?\d", tail):
             return ParsedValue("number", number=float(m.group(1)), remark=_FLAG_TAILS.get(tail.lower(), tail))
     return ParsedValue("text", text=text)
 
