@@ -137,7 +137,7 @@ def _merged_csv(out: Path) -> list[Row]:
 
 def _reports_via_cli(csv_path: Path, work: Path) -> dict[str, dict[str, Any]]:
     records, reports = work / "records.jsonl", work / "reports.jsonl"
-    exe = [sys.executable, "-m", "zhujian.cli"]
+    exe = [sys.executable, "-m", "zhujian"]
     subprocess.run(
         [*exe, "ingest", str(csv_path), "--format", "wide-csv", "--out", str(records)],
         check=True,
@@ -161,6 +161,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--library", action="store_true", help="call the library in-process instead of the CLI")
     parser.add_argument("--show", type=int, default=3, help="disagreements to print per category")
+    parser.add_argument("--train", action="store_true", help="check d_train (5,642 rows) instead of d_test_A")
     args = parser.parse_args()
     if not DATA.exists():
         print(f"data not found: {DATA}", file=sys.stderr)
@@ -168,7 +169,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         merged = work / "tianchi_test_a_with_glucose.csv"
-        rows = _merged_csv(merged)
+        if args.train:
+            merged = DATA / "d_train_20180102.csv"
+            with merged.open(encoding="gb18030") as handle:
+                rows = list(csv.DictReader(handle))
+        else:
+            rows = _merged_csv(merged)
         reports = _reports_in_process(merged) if args.library else _reports_via_cli(merged, work)
     print("| category | truth positives | engine positives | agree | recall | precision |")
     print("|---|---:|---:|---:|---:|---:|")

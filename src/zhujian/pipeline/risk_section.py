@@ -4,6 +4,7 @@ are missing says which ones; nothing is guessed."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -297,7 +298,9 @@ def _egfr(x: _Inputs) -> RiskAssessment:
         return a
     a.computed = True
     a.inputs = {"egfr": egfr}
-    a.result = {"egfr": round(egfr), "G": kdigo_g(egfr)}
+    # The conclusions classify the unrounded value (59.6 is below 60); with integer cut-offs the floor gives the
+    # same category through kdigo_g, which itself rounds for display.
+    a.result = {"egfr": round(egfr, 1), "G": kdigo_g(math.floor(egfr))}
     a.category = a.result["G"]
     acr = x.num("u_acr")
     if acr is not None:
