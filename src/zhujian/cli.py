@@ -45,9 +45,13 @@ def _register_commands() -> None:
     from zhujian.deid_cli import deid_command
     from zhujian.fhir_cli import export_fhir_command, import_fhir_command
     from zhujian.render.cli import pdf_command
+    from zhujian.web.cli import serve_command
 
     app.command("ingest", help="Read a checkup file (wide CSV/xlsx, long, Meinian) into canonical records.")(
         ingest_command
+    )
+    app.command("serve", help="Run the physician's workbench (web pages + JSON API); --demo loads example reports.")(
+        serve_command
     )
     app.command("batch", help="Run the engine over canonical records (JSON lines) on all cores, with resume.")(
         batch_command

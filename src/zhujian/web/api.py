@@ -1,0 +1,245 @@
+"""The JSON API (`/api/...`). Each route parses, calls one or two services and shapes the answer; the services check
+the permission matrix and write the audit log. Logs name report ids and user names only, never record content."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import ValidationError
+from sqlalchemy import text
+
+from zhujian import __version__
+from zhujian.domain.record import Record
+from zhujian.storage import services
+from zhujian.storage.users import authenticate
+from zhujian.storage.values import LevelFilter
+from zhujian.web.deps import ApiActor, DbSession, State, require_web_permission
+from zhujian.web.errors import WebError
+from zhujian.web.report_views import report_record, search_kb_conclusions, signatures_from_history
+from zhujian.web.schemas import (
+    AuditEntryOut,
+    Health,
+    KbConclusionOut,
+    RecordStored,
+    ReportOut,
+    ReportPatch,
+    ReportStatusName,
+    ReviewRequest,
+    SignRequest,
+    TokenRequest,
+    TokenResponse,
+    WorklistItem,
+    WorklistPage,
+)
+from zhujian.web.security import LoginThrottle, create_api_token
+
+logger = logging.getLogger("zhujian.web.api")
+router = APIRouter(prefix="/api")
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def check_throttle(throttle: LoginThrottle, username: str, client: str) -> None:
+    wait = throttle.retry_after(username, client)
+    if wait is not None:
+        minutes = max(1, (wait + 59) // 60)
+        raise WebError(
+            429, "too_many_attempts", f"登录失败次数过多，请 {minutes} 分钟后再试", {"Retry-After": str(wait)}
+        )
+
+
+@router.post("/auth/token", response_model=TokenResponse, tags=["auth"])
+def issue_token(body: TokenRequest, request: Request, session: DbSession, state: State) -> TokenResponse:
+    """Exchange a user name and password for a bearer token (valid 8 hours)."""
+    throttle: LoginThrottle = request.app.state.throttle
+    client = client_address(request)
+    check_throttle(throttle, body.username, client)
+    actor = authenticate(session, body.username, body.password)
+    if actor is None:
+        throttle.record_failure(body.username, client)
+        logger.info("failed API login for user %s", body.username.strip().lower()[:64])
+        raise WebError(401, "invalid_credentials", "用户名或密码错误", {"WWW-Authenticate": "Bearer"})
+    throttle.reset(body.username, client)
+    token, expires = create_api_token(state.secret_key, actor.user_id)
+    logger.info("API token issued to user %s", actor.username)
+    return TokenResponse(access_token=token, expires_at=expires, username=actor.username, role=actor.role)
+
+
+@router.post("/records", response_model=RecordStored, status_code=201, tags=["records"])
+def submit_record(
+    body: dict[str, Any], response: Response, session: DbSession, state: State, actor: ApiActor
+) -> RecordStored:
+    """Store one canonical Record (JSON) and its automatic draft. 201 for a new visit; 200 when the visit_id is
+    known (a new record version; see the storage services for what happens to the report)."""
+    try:
+        record = Record.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "record"
+        fields = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise WebError(
+            422, "validation_error", f"体检记录不正确：字段 {where} {first['msg']}", details={"fields": fields}
+        ) from None
+    summary = services.submit_record(session, record, kb=state.kb, actor=actor)
+    if not summary.created:
+        response.status_code = 200
+    logger.info("record stored for report %s by %s (created=%s)", summary.report_id, actor.username, summary.created)
+    return RecordStored.of(summary)
+
+
+@router.get("/worklist", response_model=WorklistPage, tags=["reports"])
+def get_worklist(
+    session: DbSession,
+    actor: ApiActor,
+    status: Annotated[list[ReportStatusName] | None, Query()] = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    level: LevelFilter | None = None,
+    search: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=services.MAX_WORKLIST_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> WorklistPage:
+    """Reports in work order: critical values first, then class A, class B, the rest; oldest exam first."""
+    filters: dict[str, Any] = {
+        "status": status or None,
+        "date_from": date_from,
+        "date_to": date_to,
+        "level": level,
+        "search": search,
+    }
+    rows = services.worklist(session, actor=actor, limit=limit, offset=offset, **filters)
+    total = services.worklist_count(session, actor=actor, **filters)
+    return WorklistPage(total=total, limit=limit, offset=offset, items=[WorklistItem.of(r) for r in rows])
+
+
+@router.get("/reports/{report_id}.pdf", tags=["reports"], response_class=Response)
+def report_pdf(report_id: int, session: DbSession, actor: ApiActor) -> Response:
+    """The examinee's report as PDF, with the signatures of the current state."""
+    require_web_permission(actor, "export")
+    pdf = render_report_pdf(session, report_id, actor)
+    logger.info("PDF of report %s rendered for %s", report_id, actor.username)
+    return Response(
+        pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="report-{report_id}.pdf"'}
+    )
+
+
+def render_report_pdf(session: Any, report_id: int, actor: Any) -> bytes:
+    from zhujian.render import render_patient_report_pdf
+
+    detail = services.get_report(session, report_id, actor=actor)
+    history = services.report_history(session, report_id, actor=actor)
+    record = report_record(session, report_id, actor=actor)
+    signatures = signatures_from_history(detail.status, history)
+    return render_patient_report_pdf(detail.content, record, signatures=signatures)
+
+
+@router.get("/reports/{report_id}", response_model=ReportOut, tags=["reports"])
+def get_report(report_id: int, session: DbSession, actor: ApiActor) -> ReportOut:
+    return ReportOut.of(services.get_report(session, report_id, actor=actor))
+
+
+@router.patch("/reports/{report_id}", response_model=ReportOut, tags=["reports"])
+def patch_report(report_id: int, body: ReportPatch, session: DbSession, state: State, actor: ApiActor) -> ReportOut:
+    """Apply edit operations in order (edit / add / delete / merge / reorder) to the version the client read.
+    A stale `expected_version` answers 409 with `current_version`; nothing is written then."""
+    operations = [op.to_operation() for op in body.operations]
+    detail = services.edit_report(
+        session, report_id, operations, expected_version=body.expected_version, actor=actor, kb=state.kb
+    )
+    logger.info("report %s edited by %s (version %s)", report_id, actor.username, detail.version)
+    return ReportOut.of(detail)
+
+
+@router.post("/reports/{report_id}/sign", response_model=ReportOut, tags=["reports"])
+def sign_report(report_id: int, session: DbSession, actor: ApiActor, body: SignRequest | None = None) -> ReportOut:
+    expected = body.expected_version if body else None
+    detail = services.sign_report(session, report_id, actor=actor, expected_version=expected)
+    logger.info("report %s signed by %s", report_id, actor.username)
+    return ReportOut.of(detail)
+
+
+@router.post("/reports/{report_id}/review", response_model=ReportOut, tags=["reports"])
+def review_report(report_id: int, body: ReviewRequest, session: DbSession, actor: ApiActor) -> ReportOut:
+    """Approve a signed report, or send it back with a reason (`decision: reject`, `reason` required)."""
+    if body.decision == "reject" and not (body.reason or "").strip():
+        raise WebError(
+            422,
+            "validation_error",
+            "请求数据不正确：字段 reason 退回时必须填写退回原因",
+            details={"fields": [{"field": "reason", "message": "退回时必须填写退回原因"}]},
+        )
+    detail = services.review_report(
+        session,
+        report_id,
+        decision=body.decision,
+        reason=body.reason,
+        actor=actor,
+        expected_version=body.expected_version,
+    )
+    logger.info("report %s reviewed (%s) by %s", report_id, body.decision, actor.username)
+    return ReportOut.of(detail)
+
+
+@router.post("/reports/{report_id}/publish", response_model=ReportOut, tags=["reports"])
+def publish_report(report_id: int, session: DbSession, actor: ApiActor, body: SignRequest | None = None) -> ReportOut:
+    expected = body.expected_version if body else None
+    detail = services.publish_report(session, report_id, actor=actor, expected_version=expected)
+    logger.info("report %s published by %s", report_id, actor.username)
+    return ReportOut.of(detail)
+
+
+@router.get("/reports/{report_id}/audit", response_model=list[AuditEntryOut], tags=["reports"])
+def report_audit(report_id: int, session: DbSession, actor: ApiActor) -> list[AuditEntryOut]:
+    return [AuditEntryOut.of(e) for e in services.report_audit(session, report_id, actor=actor)]
+
+
+@router.get("/reports/{report_id}/fhir", tags=["reports"])
+def report_fhir(report_id: int, session: DbSession, state: State, actor: ApiActor) -> dict[str, Any]:
+    """The report as a FHIR R4 collection Bundle (final when signed, preliminary otherwise)."""
+    from zhujian.adapters.fhir import report_from_dict, report_to_fhir_bundle
+
+    require_web_permission(actor, "export")
+    detail = services.get_report(session, report_id, actor=actor)
+    record_json = report_record(session, report_id, actor=actor)
+    record = Record.model_validate(record_json) if record_json else None
+    bundle = report_to_fhir_bundle(
+        report_from_dict(detail.content), record, kb=state.kb, signed=detail.status in services.SIGNED_STATUSES
+    )
+    logger.info("FHIR bundle of report %s exported for %s", report_id, actor.username)
+    return bundle
+
+
+@router.get("/kb/conclusions", response_model=list[KbConclusionOut], tags=["knowledge base"])
+def kb_conclusions(
+    state: State,
+    actor: ApiActor,
+    q: Annotated[str, Query(min_length=1, max_length=50)],
+    sex: Annotated[str | None, Query(pattern="^(male|female)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[KbConclusionOut]:
+    """KB conclusions whose name (or id) contains `q`, for "add from the knowledge base"."""
+    return [
+        KbConclusionOut(
+            id=d.id, name=d.name, level=d.level, system=d.system, sex=d.sex, follow_up=d.follow_up, advice=d.advice
+        )
+        for d in search_kb_conclusions(state.kb, q, sex=sex, limit=limit)
+    ]
+
+
+@router.get("/health", response_model=Health, tags=["service"])
+def health(session: DbSession, state: State) -> Health:
+    """Liveness and database reachability; needs no login."""
+    try:
+        session.execute(text("SELECT 1"))
+        database = True
+    except Exception:  # any driver error means "not reachable" here; the detail goes to the log
+        logger.exception("health check: database not reachable")
+        database = False
+    return Health(
+        status="ok" if database else "degraded", database=database, kb_version=state.kb.version, version=__version__
+    )

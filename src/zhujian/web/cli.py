@@ -1,0 +1,64 @@
+"""`zhujian serve`: migrate the database, make sure an administrator exists, optionally load demo data, run uvicorn.
+Register with `app.command("serve")(serve_command)`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from zhujian.settings import SettingsError, load_settings
+
+
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8000,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="load demo records and create demo accounts with random passwords (printed once); "
+            "uses a throw-away secret key when ZHUJIAN_SECRET_KEY is not set",
+        ),
+    ] = False,
+) -> None:
+    """Run the physician's workbench (web pages and JSON API) on the configured database
+    (ZHUJIAN_DATABASE_URL, default: sqlite file zhujian.db in the working directory)."""
+    import uvicorn
+
+    from zhujian.kb.loader import default_kb
+    from zhujian.storage.db import create_session_factory, engine_from_settings, session_scope
+    from zhujian.storage.migrate import upgrade_database
+    from zhujian.storage.users import ensure_admin
+    from zhujian.web.app import create_app
+    from zhujian.web.demo import set_up_demo
+
+    settings = load_settings()
+    if demo and settings.secret_key is None:
+        settings = settings.model_copy(update={"env": "development"})
+    try:
+        settings.require_secret_key()
+    except SettingsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    upgrade_database(settings.database_url)
+    engine = engine_from_settings(settings)
+    factory = create_session_factory(engine)
+    kb = default_kb()
+    with session_scope(factory) as session:
+        if demo:
+            accounts = set_up_demo(session, settings, kb)
+            if accounts:
+                typer.echo("演示账号（密码仅显示这一次）：")
+                for account in accounts:
+                    shown = account.password if account.password else "（来自 ZHUJIAN_ADMIN_PASSWORD）"
+                    typer.echo(f"  {account.username:<10} {account.role:<20} {shown}")
+            else:
+                typer.echo("数据库中已有用户：未创建演示账号，也未重复导入演示数据。")
+        else:
+            created = ensure_admin(session, settings)
+            if created is not None:
+                typer.echo(f"已创建管理员账号：{created.username}")
+    app = create_app(settings, kb=kb, session_factory=factory)
+    typer.echo(f"主检工作台：http://{host}:{port}/  （API 文档：http://{host}:{port}/docs）")
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,0 +1,110 @@
+"""Request dependencies: the database session (one transaction per request), the acting user from a bearer token
+(API) or the session cookie (pages), permission checks for what the web layer enforces itself, and CSRF."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from zhujian.kb.loader import KnowledgeBase
+from zhujian.storage.errors import PermissionDenied
+from zhujian.storage.permissions import Action, role_can
+from zhujian.storage.users import get_actor
+from zhujian.storage.values import Actor
+from zhujian.web.errors import LoginRequired, csrf_failed, not_authenticated
+from zhujian.web.security import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, BrowserSession, read_api_token, tokens_match
+
+
+@dataclass(frozen=True, slots=True)
+class WebState:
+    """What the app factory puts on `app.state.web`: built once per app, shared by all requests."""
+
+    session_factory: sessionmaker[Session]
+    kb: KnowledgeBase
+    secret_key: str
+
+
+def web_state(request: Request) -> WebState:
+    state: WebState = request.app.state.web
+    return state
+
+
+def database_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: committed when the route returns, rolled back when it raises."""
+    with web_state(request).session_factory() as session, session.begin():
+        yield session
+
+
+# scope="function": commit before the response is sent, so a client that reads right after a write sees it.
+DbSession = Annotated[Session, Depends(database_session, scope="function")]
+State = Annotated[WebState, Depends(web_state)]
+
+
+def api_actor(request: Request, session: DbSession, state: State) -> Actor:
+    """The user of a bearer token (`Authorization: Bearer ...`); the API does not read cookies."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise not_authenticated()
+    user_id = read_api_token(state.secret_key, token.strip())
+    actor = get_actor(session, user_id) if user_id is not None else None
+    if actor is None:
+        raise not_authenticated()
+    request.state.username = actor.username
+    return actor
+
+
+ApiActor = Annotated[Actor, Depends(api_actor)]
+
+
+def browser_session(request: Request) -> BrowserSession | None:
+    signer = request.app.state.signer
+    found: BrowserSession | None = signer.read_session(request.cookies.get(SESSION_COOKIE))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class PageUser:
+    actor: Actor
+    csrf_token: str
+
+    def can(self, action: Action) -> bool:
+        return role_can(self.actor.role, action)
+
+
+def page_user(request: Request, session: DbSession) -> PageUser:
+    """The logged-in user of a page; redirects to the login page when there is none."""
+    found = browser_session(request)
+    actor = get_actor(session, found.user_id) if found else None
+    if found is None or actor is None:
+        raise LoginRequired()
+    request.state.username = actor.username
+    return PageUser(actor=actor, csrf_token=found.csrf_token)
+
+
+CurrentPageUser = Annotated[PageUser, Depends(page_user)]
+
+
+async def checked_page_user(request: Request, user: CurrentPageUser) -> PageUser:
+    """The page user of a form post, after the CSRF check (form field or htmx header)."""
+    given = request.headers.get(CSRF_HEADER)
+    if not given:
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        given = value if isinstance(value, str) else None
+    if not tokens_match(user.csrf_token, given):
+        raise csrf_failed()
+    return user
+
+
+PostingPageUser = Annotated[PageUser, Depends(checked_page_user)]
+
+
+def require_web_permission(actor: Actor, action: Action) -> None:
+    """For the actions the services do not check themselves (e.g. `export`)."""
+    if not role_can(actor.role, action):
+        raise PermissionDenied(action, actor.role)

@@ -1,0 +1,385 @@
+"""The workbench pages (zh-CN, server-rendered; htmx swaps the conclusions panel after each edit). Every form post
+carries the CSRF token; page routes call the same services as the API."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from zhujian.storage import services
+from zhujian.storage.edits import (
+    AddConclusion,
+    DeleteConclusion,
+    EditConclusion,
+    EditOperation,
+    MergeConclusions,
+    ReorderConclusions,
+)
+from zhujian.storage.permissions import ROLE_LABELS
+from zhujian.storage.users import authenticate
+from zhujian.storage.values import ReportDetail
+from zhujian.web.api import check_throttle, client_address, render_report_pdf
+from zhujian.web.deps import CurrentPageUser, DbSession, PageUser, PostingPageUser, State, require_web_permission
+from zhujian.web.errors import WebError, csrf_failed
+from zhujian.web.report_views import (
+    ACTION_LABELS,
+    CHANGE_LABELS,
+    FLAG_LABELS,
+    LEVEL_LABELS,
+    PROVENANCE_LABELS,
+    abnormal_first,
+    audit_changes,
+    highlighted_texts,
+    reference_range,
+    report_record,
+    search_kb_conclusions,
+)
+from zhujian.web.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_SECONDS, tokens_match
+
+logger = logging.getLogger("zhujian.web.pages")
+router = APIRouter(include_in_schema=False)
+WORKLIST_PAGE_SIZE = 50
+NEIGHBOR_WINDOW = 500
+
+
+def _render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    base = {
+        "status_labels": services.STATUS_LABELS,
+        "level_labels": LEVEL_LABELS,
+        "flag_labels": FLAG_LABELS,
+        "provenance_labels": PROVENANCE_LABELS,
+        "change_labels": CHANGE_LABELS,
+        "role_labels": ROLE_LABELS,
+    }
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(
+        request, name, {**base, **context}, status_code=status_code
+    )
+    return response
+
+
+def _safe_next(target: str | None) -> str:
+    # Only local paths: an open redirect would let a link send a physician to a look-alike site after login.
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return "/"
+
+
+# ------------------------------------------------------------------------------------------------ login
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+    token, cookie = request.app.state.signer.new_login_csrf()
+    response = _render(
+        request, "login.html", {"csrf_token": token, "next": _safe_next(next), "error": None, "user": None}
+    )
+    response.set_cookie(LOGIN_CSRF_COOKIE, cookie, max_age=3600, httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    session: DbSession,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    signer = request.app.state.signer
+    if not tokens_match(signer.read_login_csrf(request.cookies.get(LOGIN_CSRF_COOKIE)), csrf_token):
+        raise csrf_failed()
+    throttle = request.app.state.throttle
+    client = client_address(request)
+    check_throttle(throttle, username, client)
+    actor = authenticate(session, username, password)
+    if actor is None:
+        throttle.record_failure(username, client)
+        logger.info("failed page login for user %s", username.strip().lower()[:64])
+        token, cookie = signer.new_login_csrf()
+        response = _render(
+            request,
+            "login.html",
+            {"csrf_token": token, "next": _safe_next(next), "error": "用户名或密码错误", "user": None},
+            status_code=401,
+        )
+        response.set_cookie(LOGIN_CSRF_COOKIE, cookie, max_age=3600, httponly=True, samesite="strict")
+        return response
+    throttle.reset(username, client)
+    _, cookie = signer.new_session(actor.user_id)
+    logger.info("user %s logged in", actor.username)
+    redirect = RedirectResponse(_safe_next(next), status_code=303)
+    secure = request.url.scheme == "https"
+    redirect.set_cookie(
+        SESSION_COOKIE, cookie, max_age=SESSION_MAX_AGE_SECONDS, httponly=True, samesite="lax", secure=secure
+    )
+    redirect.delete_cookie(LOGIN_CSRF_COOKIE)
+    return redirect
+
+
+@router.post("/logout")
+def logout(user: PostingPageUser) -> Response:
+    logger.info("user %s logged out", user.actor.username)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+# ------------------------------------------------------------------------------------------------ worklist
+
+
+@router.get("/", response_class=HTMLResponse)
+def worklist_page(
+    request: Request,
+    session: DbSession,
+    user: CurrentPageUser,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    search: Annotated[str | None, Query(max_length=64)] = None,
+    page: Annotated[int, Query(ge=1, le=100000)] = 1,
+) -> HTMLResponse:
+    if not user.can("read"):
+        return _render(
+            request,
+            "worklist.html",
+            {"user": user, "rows": None, "counts": {}, "total": 0, "status": None, "search": "", "page": 1, "pages": 1},
+        )
+    chosen = status if status in services.STATUS_LABELS else None
+    filters: dict[str, Any] = {"status": chosen, "search": (search or "").strip() or None}
+    rows = services.worklist(
+        session, actor=user.actor, limit=WORKLIST_PAGE_SIZE, offset=(page - 1) * WORKLIST_PAGE_SIZE, **filters
+    )
+    total = services.worklist_count(session, actor=user.actor, **filters)
+    counts = {s: services.worklist_count(session, actor=user.actor, status=s) for s in services.STATUS_LABELS}  # type: ignore[arg-type]
+    return _render(
+        request,
+        "worklist.html",
+        {
+            "user": user,
+            "rows": rows,
+            "counts": counts,
+            "all_count": sum(counts.values()),
+            "total": total,
+            "status": chosen,
+            "search": search or "",
+            "page": page,
+            "pages": max(1, (total + WORKLIST_PAGE_SIZE - 1) // WORKLIST_PAGE_SIZE),
+        },
+    )
+
+
+# ------------------------------------------------------------------------------------------------ review page
+
+
+def _workspace_context(user: PageUser, detail: ReportDetail) -> dict[str, Any]:
+    editable = detail.status in services.EDITABLE_STATUSES
+    return {
+        "user": user,
+        "report": detail,
+        "conclusions": detail.conclusions,
+        "can_edit": editable and user.can("edit"),
+        "can_sign": editable and user.can("sign"),
+        "can_review": detail.status == "signed" and user.can("review"),
+        "can_publish": detail.status == "reviewed" and user.can("publish"),
+    }
+
+
+@router.get("/reports/{report_id}", response_class=HTMLResponse)
+def review_page(request: Request, report_id: int, session: DbSession, user: CurrentPageUser) -> HTMLResponse:
+    detail = services.get_report(session, report_id, actor=user.actor)
+    record = report_record(session, report_id, actor=user.actor)
+    content = detail.content
+    items = [(item, reference_range(item)) for item in abnormal_first(content.get("items") or [])]
+    context = {
+        **_workspace_context(user, detail),
+        "items": items,
+        "texts": highlighted_texts(record, content.get("findings") or []),
+        "critical_alerts": content.get("critical") or [],
+        "problems": content.get("problems") or [],
+    }
+    return _render(request, "review.html", context)
+
+
+def _workspace(request: Request, user: PageUser, detail: ReportDetail) -> HTMLResponse:
+    return _render(request, "_workspace.html", {**_workspace_context(user, detail), "oob_flash": True})
+
+
+def _edit(
+    request: Request, session: Any, state: Any, user: PageUser, report_id: int, version: int, op: EditOperation
+) -> HTMLResponse:
+    detail = services.edit_report(session, report_id, [op], expected_version=version, actor=user.actor, kb=state.kb)
+    logger.info("report %s edited on the workbench by %s", report_id, user.actor.username)
+    return _workspace(request, user, detail)
+
+
+VersionField = Annotated[int, Form(ge=1)]
+ConclusionField = Annotated[str, Form(min_length=1, max_length=200)]
+
+
+@router.post("/reports/{report_id}/edit", response_class=HTMLResponse)
+def edit_conclusion(
+    request: Request,
+    report_id: int,
+    session: DbSession,
+    state: State,
+    user: PostingPageUser,
+    expected_version: VersionField,
+    conclusion_id: ConclusionField,
+    name: Annotated[str | None, Form(max_length=200)] = None,
+    advice: Annotated[str | None, Form(max_length=4000)] = None,
+    follow_up: Annotated[str | None, Form(max_length=500)] = None,
+) -> HTMLResponse:
+    op = EditConclusion(conclusion_id, name=name, advice=advice, follow_up=follow_up)
+    return _edit(request, session, state, user, report_id, expected_version, op)
+
+
+@router.post("/reports/{report_id}/delete", response_class=HTMLResponse)
+def delete_conclusion(
+    request: Request,
+    report_id: int,
+    session: DbSession,
+    state: State,
+    user: PostingPageUser,
+    expected_version: VersionField,
+    conclusion_id: ConclusionField,
+) -> HTMLResponse:
+    return _edit(request, session, state, user, report_id, expected_version, DeleteConclusion(conclusion_id))
+
+
+@router.post("/reports/{report_id}/move", response_class=HTMLResponse)
+def move_conclusion(
+    request: Request,
+    report_id: int,
+    session: DbSession,
+    state: State,
+    user: PostingPageUser,
+    expected_version: VersionField,
+    conclusion_id: ConclusionField,
+    direction: Annotated[str, Form(pattern="^(up|down)$")],
+) -> HTMLResponse:
+    detail = services.get_report(session, report_id, actor=user.actor)
+    ids = [str(c.get("id")) for c in detail.conclusions]
+    if conclusion_id not in ids:
+        raise WebError(422, "invalid_edit", "报告中没有这条结论，请刷新页面")
+    index = ids.index(conclusion_id)
+    target = index - 1 if direction == "up" else index + 1
+    if not 0 <= target < len(ids):
+        return _workspace(request, user, detail)  # already first / last: nothing to do
+    ids[index], ids[target] = ids[target], ids[index]
+    return _edit(request, session, state, user, report_id, expected_version, ReorderConclusions(tuple(ids)))
+
+
+@router.post("/reports/{report_id}/add", response_class=HTMLResponse)
+def add_conclusion(
+    request: Request,
+    report_id: int,
+    session: DbSession,
+    state: State,
+    user: PostingPageUser,
+    expected_version: VersionField,
+    kb_conclusion_id: ConclusionField,
+) -> HTMLResponse:
+    return _edit(request, session, state, user, report_id, expected_version, AddConclusion(kb_conclusion_id))
+
+
+@router.post("/reports/{report_id}/merge", response_class=HTMLResponse)
+def merge_conclusions(
+    request: Request,
+    report_id: int,
+    session: DbSession,
+    state: State,
+    user: PostingPageUser,
+    expected_version: VersionField,
+    conclusion_ids: Annotated[list[str] | None, Form()] = None,
+) -> HTMLResponse:
+    chosen = tuple(conclusion_ids or [])
+    if len(chosen) < 2:
+        raise WebError(422, "invalid_edit", "请至少勾选两条结论再合并")
+    return _edit(request, session, state, user, report_id, expected_version, MergeConclusions(chosen))
+
+
+@router.get("/reports/{report_id}/kb-search", response_class=HTMLResponse)
+def kb_search(
+    request: Request,
+    report_id: int,
+    session: DbSession,
+    state: State,
+    user: CurrentPageUser,
+    q: Annotated[str, Query(max_length=50)] = "",
+) -> HTMLResponse:
+    detail = services.get_report(session, report_id, actor=user.actor)
+    present = {c.get("id") for c in detail.conclusions}
+    results = [d for d in search_kb_conclusions(state.kb, q, sex=detail.content.get("sex")) if d.id not in present]
+    return _render(request, "_kb_results.html", {"user": user, "report": detail, "results": results, "q": q})
+
+
+def _back_to(report_id: int) -> RedirectResponse:
+    return RedirectResponse(f"/reports/{report_id}", status_code=303)
+
+
+@router.post("/reports/{report_id}/sign")
+def sign(report_id: int, session: DbSession, user: PostingPageUser, expected_version: VersionField) -> Response:
+    services.sign_report(session, report_id, actor=user.actor, expected_version=expected_version)
+    logger.info("report %s signed on the workbench by %s", report_id, user.actor.username)
+    return _back_to(report_id)
+
+
+@router.post("/reports/{report_id}/review")
+def review(
+    report_id: int,
+    session: DbSession,
+    user: PostingPageUser,
+    expected_version: VersionField,
+    decision: Annotated[str, Form(pattern="^(approve|reject)$")],
+    reason: Annotated[str | None, Form(max_length=2000)] = None,
+) -> Response:
+    services.review_report(
+        session,
+        report_id,
+        decision="approve" if decision == "approve" else "reject",
+        reason=reason,
+        actor=user.actor,
+        expected_version=expected_version,
+    )
+    logger.info("report %s reviewed (%s) on the workbench by %s", report_id, decision, user.actor.username)
+    return _back_to(report_id)
+
+
+@router.post("/reports/{report_id}/publish")
+def publish(report_id: int, session: DbSession, user: PostingPageUser, expected_version: VersionField) -> Response:
+    services.publish_report(session, report_id, actor=user.actor, expected_version=expected_version)
+    return _back_to(report_id)
+
+
+@router.get("/reports/{report_id}/neighbor")
+def neighbor(
+    report_id: int,
+    session: DbSession,
+    user: CurrentPageUser,
+    direction: Annotated[str, Query(pattern="^(next|previous)$")] = "next",
+) -> Response:
+    """The next or previous report in worklist order (j / k on the review page)."""
+    ids = [row.report_id for row in services.worklist(session, actor=user.actor, limit=NEIGHBOR_WINDOW)]
+    if report_id in ids:
+        index = ids.index(report_id) + (1 if direction == "next" else -1)
+        if 0 <= index < len(ids):
+            return _back_to(ids[index])
+    return RedirectResponse("/", status_code=303)
+
+
+@router.get("/reports/{report_id}/report.pdf")
+def pdf_preview(report_id: int, session: DbSession, user: CurrentPageUser) -> Response:
+    require_web_permission(user.actor, "export")
+    pdf = render_report_pdf(session, report_id, user.actor)
+    return Response(
+        pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="report-{report_id}.pdf"'}
+    )
+
+
+@router.get("/reports/{report_id}/audit", response_class=HTMLResponse)
+def audit_page(request: Request, report_id: int, session: DbSession, user: CurrentPageUser) -> HTMLResponse:
+    entries = services.report_audit(session, report_id, actor=user.actor)
+    rows = [{"entry": e, "label": ACTION_LABELS.get(e.action, e.action), "changes": audit_changes(e)} for e in entries]
+    return _render(request, "audit.html", {"user": user, "report_id": report_id, "rows": rows})

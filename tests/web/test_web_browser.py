@@ -1,0 +1,121 @@
+"""The workbench in headless Chromium (Debian's /usr/bin/chromium driven by Playwright): log in, open the top report
+of the worklist, edit a conclusion's advice through htmx, sign, and find the edit on the audit page."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from web_helpers import FAST_HASHER, SECRET_KEY
+
+from zhujian.kb.loader import KnowledgeBase
+from zhujian.settings import Settings
+from zhujian.storage.db import create_db_engine, create_session_factory, session_scope
+from zhujian.web.app import create_app
+from zhujian.web.demo import DemoAccount, set_up_demo
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = Path(__file__).resolve().parents[2] / "test-output" / "review_page.png"
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+if importlib.util.find_spec("playwright") is None:
+    pytest.skip(
+        "playwright is not installed (pip install playwright; never `playwright install`)", allow_module_level=True
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(sqlite_url: str, kb: KnowledgeBase) -> Iterator[tuple[str, dict[str, DemoAccount]]]:
+    import uvicorn
+
+    engine = create_db_engine(sqlite_url)
+    factory = create_session_factory(engine)
+    with session_scope(factory) as session:
+        accounts = set_up_demo(session, Settings(database_url=sqlite_url), kb, record_count=6, hasher=FAST_HASHER)
+    app = create_app(Settings(database_url=sqlite_url, secret_key=SECRET_KEY), kb=kb, session_factory=factory)
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not uv.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", {a.username: a for a in accounts}
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
+
+
+def test_edit_sign_and_audit_in_the_browser(server: tuple[str, dict[str, DemoAccount]]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base, accounts = server
+    advice = "浏览器测试：两周内复查血钾并就诊"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+
+            def login(username: str) -> None:
+                page.goto(f"{base}/login")
+                page.fill("input[name=username]", username)
+                page.fill("input[name=password]", accounts[username].password or "")
+                page.click("button[type=submit]")
+
+            login("chief")
+            expect(page.locator("table.worklist")).to_be_visible()
+            first_row = page.locator("table.worklist tbody tr").first
+            expect(first_row).to_contain_text("危急值")
+            first_row.locator("a.open").click()
+            expect(page.locator("#report-status")).to_have_text("草稿")
+
+            conclusion = page.locator("li.conclusion").first
+            conclusion.locator("details.edit summary").click()
+            conclusion.locator("textarea[name=advice]").fill(advice)
+            conclusion.locator("button[type=submit]").click()
+            expect(page.locator("li.conclusion").first.locator(".advice")).to_have_text(advice)
+            expect(page.locator("#report-status")).to_have_text("已修改")
+            expect(page.locator("mark").first).to_be_visible()
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=False)
+
+            page.keyboard.press("s")  # the sign shortcut
+            expect(page.locator("#report-status")).to_have_text("已签署")
+            report_url = page.url
+
+            page.click("button:has-text('退出')")
+            login("auditor")
+            page.goto(f"{report_url}/audit")
+            expect(page.locator("table.audit")).to_contain_text("修改结论")
+            expect(page.locator("table.audit")).to_contain_text(advice)
+            expect(page.locator("table.audit")).to_contain_text("主检签署")
+        finally:
+            browser.close()
+    assert shutil.which(CHROMIUM) is not None
