@@ -42,6 +42,8 @@ class EvaluatedItem:
     section: str | None = None
     previous: list[dict[str, Any]] = field(default_factory=list)
     change: str | None = None
+    # The evidence entry describing this item, built once per report however many rules cite it (not serialized).
+    evidence_cache: Evidence | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -69,15 +69,17 @@ def describe_item(e: EvaluatedItem) -> str:
 
 
 def item_evidence(e: EvaluatedItem) -> Evidence:
-    return Evidence(
-        kind="item",
-        description=describe_item(e),
-        item_id=e.item_id,
-        value=e.value,
-        unit=e.unit,
-        flag=e.flag,
-        source_item=e.source_name,
-    )
+    if e.evidence_cache is None:
+        e.evidence_cache = Evidence(
+            kind="item",
+            description=describe_item(e),
+            item_id=e.item_id,
+            value=e.value,
+            unit=e.unit,
+            flag=e.flag,
+            source_item=e.source_name,
+        )
+    return e.evidence_cache
 
 
 def describe_finding(f: Finding) -> str:
@@ -311,6 +313,10 @@ def trigger_keys(cond: Condition) -> frozenset[str] | None:
     Keys: `item:<id>` (a usable value), `finding:<id>`, `history:<field>` (a non-empty list), `questionnaire:<flag>`.
     """
     if isinstance(cond, ItemCondition):
+        if cond.flag in ("high", "low", "abnormal", "normal"):
+            return frozenset({f"flag:{cond.item}:{cond.flag}"})
+        if cond.flag == "any_abnormal":
+            return frozenset(f"flag:{cond.item}:{f}" for f in ("high", "low", "abnormal"))
         return frozenset({f"item:{cond.item}"})
     if isinstance(cond, FindingCondition):
         return frozenset({f"finding:{cond.finding}"})
@@ -336,6 +342,7 @@ def trigger_keys(cond: Condition) -> frozenset[str] | None:
 
 def present_keys(facts: Facts) -> set[str]:
     keys = {f"item:{k}" for k, e in facts.items.items() if e.value is not None}
+    keys.update(f"flag:{k}:{e.flag}" for k, e in facts.items.items() if e.value is not None)
     keys.update(f"finding:{k}" for k in facts.findings)
     keys.update(f"history:{k}" for k, v in facts.history.items() if v)
     if facts.smoking is not None:

@@ -4,7 +4,7 @@ conclusion at the top."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from zhujian.domain.report import Conclusion, CriticalAlert, EvaluatedItem, Evidence, Finding, Problem
 from zhujian.kb.loader import KnowledgeBase
@@ -35,6 +35,18 @@ class CompiledRule:
 class CompiledRules:
     kb_version: str
     rules: list[CompiledRule]
+    # trigger key → positions of the rules it can wake; rules without triggers always run.
+    by_trigger: dict[str, list[int]] = field(default_factory=dict)
+    always: list[int] = field(default_factory=list)
+
+    def runnable(self, present: set[str]) -> list[CompiledRule]:
+        """Rules whose trigger facts are present, in KB order."""
+        chosen: set[int] = set(self.always)
+        for key in present:
+            hits = self.by_trigger.get(key)
+            if hits:
+                chosen.update(hits)
+        return [self.rules[i] for i in sorted(chosen)]
 
 
 _RULE_CACHE: dict[int, CompiledRules] = {}
@@ -53,6 +65,12 @@ def rules_for(kb: KnowledgeBase) -> CompiledRules:
             CompiledRule(r, compile_condition(r.when), uses_conclusions(r.when), trigger_keys(r.when)) for r in enabled
         ]
         cached = CompiledRules(kb.version + repr(sorted(kb.center.switches.items())), compiled)
+        for position, cr in enumerate(compiled):
+            if cr.triggers is None:
+                cached.always.append(position)
+            else:
+                for key in cr.triggers:
+                    cached.by_trigger.setdefault(key, []).append(position)
         _RULE_CACHE[id(kb)] = cached
     return cached
 
@@ -143,7 +161,7 @@ def derive_conclusions(
         return new
 
     # A rule whose trigger facts are all absent cannot hold: skip it without evaluating its condition.
-    runnable = [cr for cr in compiled.rules if cr.triggers is None or not cr.triggers.isdisjoint(present)]
+    runnable = compiled.runnable(present)
     for cr in runnable:
         if not cr.second_pass:
             fire(cr)
