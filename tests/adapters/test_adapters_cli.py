@@ -67,7 +67,7 @@ def test_unreadable_input_exits_2_with_a_clear_message(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "needs a column naming the item" in result.output
     assert not (tmp_path / "o.jsonl").exists()  # no empty output left behind
-    result = runner.invoke(app, ["ingest", str(source), "--format", "fhir", "--out", str(tmp_path / "o.jsonl")])
+    result = runner.invoke(app, ["ingest", str(source), "--format", "nosuch", "--out", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 2 and "unknown format" in result.output
     result = runner.invoke(app, ["ingest", str(source), "--encoding", "cp949x", "--out", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 2 and "unknown encoding" in result.output
