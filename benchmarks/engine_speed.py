@@ -51,6 +51,21 @@ def main() -> int:
     record = Record.model_validate_json(raw)
     build_report(kb, record)  # warm caches (compiled lexicon and rules)
 
+    # The same record without its prior visit: the plain ~100-item record of the target, with no comparison.
+    plain = record.model_copy(update={"prior_visits": []})
+    plain_warm: list[float] = []
+    plain_cold: list[float] = []
+    build_report(kb, plain)
+    for _ in range(args.runs):
+        t0 = time.perf_counter()
+        build_report(kb, plain)
+        t1 = time.perf_counter()
+        clear_extraction_cache()
+        t2 = time.perf_counter()
+        build_report(kb, plain)
+        t3 = time.perf_counter()
+        plain_warm.append(t1 - t0)
+        plain_cold.append(t3 - t2)
     engine: list[float] = []
     engine_cold: list[float] = []
     parse: list[float] = []
@@ -79,8 +94,10 @@ def main() -> int:
     for name, values in (
         ("json.loads", parse),
         ("Record validation (pydantic)", validate),
-        ("engine, texts parsed from scratch (cold)", engine_cold),
-        ("engine, same record again (warm text cache)", engine),
+        ("engine, no prior visit, texts parsed from scratch (cold)", plain_cold),
+        ("engine, no prior visit, same record again (warm text cache)", plain_warm),
+        ("engine with the prior visit, texts parsed from scratch (cold)", engine_cold),
+        ("engine with the prior visit, same record again (warm text cache)", engine),
     ):
         print(
             f"| {name} | {statistics.median(values) * ms:.3f} | {_percentile(values, 0.99) * ms:.3f} | "

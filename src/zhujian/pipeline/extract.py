@@ -185,6 +185,16 @@ class CompiledLexicon:
     scope_closer: re.Pattern[str] | None = None
 
 
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    """Case-insensitive only where the pattern has Latin letters (CDFI, BI-RADS): case folding slows the matching of
+    the many all-Chinese patterns for nothing. Escapes (\\d, \\s) and group syntax (?P<name>) are not text."""
+    text = re.sub(r"\\.|\(\?P?<[A-Za-z_]+>", "", pattern)
+    return re.compile(pattern, re.IGNORECASE if _ASCII_LETTER.search(text) else 0)
+
+
 def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
     site_alternatives: list[str] = []
     site_group_ids: list[str] = []
@@ -211,8 +221,8 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
         cf = _CompiledFinding(
             index=len(compiled),
             definition=fd,
-            pattern=re.compile("|".join(f"(?:{p})" for p in fd.patterns), re.IGNORECASE),
-            exclude=re.compile("|".join(f"(?:{p})" for p in fd.exclude), re.IGNORECASE) if fd.exclude else None,
+            pattern=_compile("|".join(f"(?:{p})" for p in fd.patterns)),
+            exclude=_compile("|".join(f"(?:{p})" for p in fd.exclude)) if fd.exclude else None,
             sites=frozenset(fd.sites),
             literals=required_literals(list(fd.patterns)),
         )
@@ -233,7 +243,7 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
                     literal_maps.setdefault(group, {}).setdefault(lit, []).append(cf)
     group_literals = {group: list(m.items()) for group, m in literal_maps.items()}
     site_patterns = [
-        _CompiledSitePattern(site_id, re.compile(pattern, re.IGNORECASE), required_literals([pattern]))
+        _CompiledSitePattern(site_id, _compile(pattern), required_literals([pattern]))
         for site_id, pattern in entries
     ]
     site_literal_map: dict[str, list[_CompiledSitePattern]] = {}
