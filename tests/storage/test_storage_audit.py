@@ -10,9 +10,9 @@ import pytest
 import typer
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
-from storage_helpers import Team, load_case
 from typer.testing import CliRunner
 
+from db_testing import Team, load_case
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.storage.audit import GENESIS_HASH, canonical_json, compute_entry_hash, verify_audit_chain
 from zhujian.storage.cli import audit_verify_command, db_upgrade_command

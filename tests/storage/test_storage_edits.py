@@ -6,8 +6,8 @@ import copy
 from typing import Any
 
 import pytest
-from storage_helpers import load_case
 
+from db_testing import load_case
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.pipeline.run import build_report
 from zhujian.storage.edits import (

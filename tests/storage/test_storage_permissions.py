@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from storage_helpers import (
+
+from db_testing import (
     FAST_HASHER,
     PASSWORD,
     Team,
@@ -21,7 +22,6 @@ from storage_helpers import (
     make_team,
     postgres_url,
 )
-
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.storage.db import create_db_engine, create_session_factory
 from zhujian.storage.edits import EditConclusion

@@ -6,8 +6,8 @@ import datetime as dt
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from storage_helpers import Team, load_case
 
+from db_testing import Team, load_case
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.storage.edits import DeleteConclusion
 from zhujian.storage.models import Person, RawRecord, Report, ReportVersion, Visit

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
-from storage_helpers import Team, load_case
 
+from db_testing import Team, load_case
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.storage.edits import AddConclusion, DeleteConclusion, EditConclusion, MergeConclusions, ReorderConclusions
 from zhujian.storage.errors import InvalidEdit, InvalidTransition, NotFound, VersionConflict

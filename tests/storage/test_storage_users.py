@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from storage_helpers import FAST_HASHER, PASSWORD, Team
 
+from db_testing import FAST_HASHER, PASSWORD, Team
 from zhujian.settings import Settings
 from zhujian.storage.errors import InvalidUserData, UserExists
 from zhujian.storage.models import AuditLogEntry, User

@@ -7,8 +7,8 @@ import json
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from storage_helpers import Team, load_case
 
+from db_testing import Team, load_case
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.storage.edits import EditConclusion
 from zhujian.storage.errors import InvalidTransition, SelfReviewForbidden, VersionConflict

@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
-from storage_helpers import Team, load_case
 
+from db_testing import Team, load_case
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.storage.edits import AddConclusion
 from zhujian.storage.services import edit_report, submit_record, worklist, worklist_count

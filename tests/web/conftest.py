@@ -1,74 +1,25 @@
-"""Fixtures of the web tests: a migrated database (SQLite file copy, or the session's PostgreSQL database emptied per
-test), the team of users, and a TestClient of the app."""
+"""Fixtures of the web tests: a migrated database (a copy of the session's SQLite template, or its PostgreSQL
+database emptied per test; see tests/conftest.py), the team of users, and a TestClient of the app."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
-from web_helpers import (
-    SECRET_KEY,
-    Team,
-    create_postgres_database,
-    drop_postgres_database,
-    make_team,
-    postgres_url,
-)
+from web_helpers import SECRET_KEY
 
-from zhujian.kb.loader import KnowledgeBase, default_kb
+from db_testing import Team, copy_of, emptied, make_team
+from zhujian.kb.loader import KnowledgeBase
 from zhujian.settings import Settings
 from zhujian.storage.db import create_db_engine, create_session_factory
-from zhujian.storage.migrate import upgrade_database
-from zhujian.storage.models import Base
 from zhujian.web.app import create_app
-
-
-@pytest.fixture(scope="session")
-def kb() -> KnowledgeBase:
-    return default_kb()
-
-
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("web-template") / "template.db"
-    upgrade_database(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    name = create_postgres_database()
-    try:
-        url = postgres_url(name)
-        upgrade_database(url)
-        yield url
-    finally:
-        drop_postgres_database(name)
-
-
-def _emptied(url: str) -> str:
-    tables = ", ".join(sorted(Base.metadata.tables))
-    engine = create_db_engine(url)
-    try:
-        with engine.begin() as connection:
-            # The audit log refuses TRUNCATE through a trigger (append-only); a test database may lift it briefly.
-            connection.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
-            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-            connection.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
-    finally:
-        engine.dispose()
-    return url
 
 
 @pytest.fixture
 def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
-    path = tmp_path / "zhujian.db"
-    shutil.copyfile(sqlite_template, path)
-    return f"sqlite:///{path}"
+    return copy_of(sqlite_template, tmp_path)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -76,7 +27,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """The API suite runs on both backends."""
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
-    return _emptied(request.getfixturevalue("postgres_database"))
+    return emptied(request.getfixturevalue("postgres_database"))
 
 
 def _client(url: str, kb: KnowledgeBase) -> Iterator[tuple[TestClient, Team]]:

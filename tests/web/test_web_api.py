@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from web_helpers import PASSWORD, Team, bearer, example_record
+from web_helpers import bearer, example_record
 
+from db_testing import PASSWORD, Team
 from zhujian.storage.permissions import ACTIONS, PERMISSIONS, ROLES
 from zhujian.web.security import create_api_token
 

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from web_helpers import FAST_HASHER, SECRET_KEY
+from web_helpers import SECRET_KEY
 
+from db_testing import FAST_HASHER
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.settings import Settings
 from zhujian.storage.db import create_db_engine, create_session_factory, session_scope

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from web_helpers import FAST_HASHER, PASSWORD, Team, bearer, example_record
+from web_helpers import bearer, example_record
 
+from db_testing import FAST_HASHER, PASSWORD, Team
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.settings import Settings
 from zhujian.storage.db import create_db_engine, create_session_factory, session_scope

@@ -1,4 +1,5 @@
-"""Helpers shared by the storage tests (databases on both backends, users of every role, case records).
+"""Database helpers shared by the storage and web tests: migrated databases on both backends, users of every role,
+golden case records.
 
 PostgreSQL is found at ZHUJIAN_TEST_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test); when it
 cannot be reached, the PostgreSQL variants skip with the reason.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,15 +17,18 @@ from pathlib import Path
 import psycopg
 import pytest
 from argon2 import PasswordHasher
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from zhujian.domain.record import Record
 from zhujian.settings import Settings
+from zhujian.storage.db import create_db_engine
+from zhujian.storage.models import Base
 from zhujian.storage.users import create_user, ensure_admin
 from zhujian.storage.values import Actor
 
-CASES_DIR = Path(__file__).resolve().parents[1] / "cases"
+CASES_DIR = Path(__file__).resolve().parent / "cases"
 POSTGRES_URL = os.environ.get("ZHUJIAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # Cheap Argon2 parameters: the tests create many users; production uses the library defaults.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
@@ -113,3 +118,25 @@ def make_team(session: Session) -> Team:
     )
     session.commit()
     return team
+
+
+def emptied(url: str) -> str:
+    """Empty every table of a migrated PostgreSQL database (ten times faster than a new database per test)."""
+    tables = ", ".join(sorted(Base.metadata.tables))
+    engine = create_db_engine(url)
+    try:
+        with engine.begin() as connection:
+            # The audit log refuses TRUNCATE through a trigger (append-only); tests that tamper with it disable it too.
+            connection.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            connection.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
+    finally:
+        engine.dispose()
+    return url
+
+
+def copy_of(template: Path, directory: Path) -> str:
+    """A migrated SQLite database: a copy of the session's migrated template file."""
+    path = directory / "zhujian.db"
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
