@@ -39,6 +39,15 @@ def is_empty(cell: Cell) -> bool:
     return cell is None or (isinstance(cell, str) and not cell.strip())
 
 
+def encoding_problem(cell: Cell, column: str, where: str, encoding: str | None) -> Problem | None:
+    """A cell holding U+FFFD could not be decoded with the file's encoding: say so rather than pass it on silently."""
+    if isinstance(cell, str) and "\ufffd" in cell:
+        return Problem(
+            "encoding_error", f"单元格含有无法解码的字节（编码 {encoding}）", item=column, value=cell, field=where
+        )
+    return None
+
+
 def origin_of(file_name: str, row: int, column: str) -> str:
     """Where a value came from, as the problems of the engine name it: spreadsheet row numbers (header = row 1)."""
     return f"{file_name}:row {row}:column {column}"

@@ -35,6 +35,7 @@ from zhujian.adapters.base import (
     ReadRequest,
     SourceInfo,
     cell_text,
+    encoding_problem,
     is_empty,
     origin_of,
 )
@@ -226,16 +227,9 @@ class _RecordBuilder:
                 role = self.plan.roles[index] if index < len(self.header) else "unused"
                 column = self.header[index] if index < len(self.header) else f"column {index + 1}"
                 where = origin_of(file_name, number, column)
-                if isinstance(cell, str) and "\ufffd" in cell:
-                    problems.append(
-                        Problem(
-                            "encoding_error",
-                            f"单元格含有无法解码的字节（编码 {self.request.info.encoding}）",
-                            item=column,
-                            value=cell,
-                            field=where,
-                        )
-                    )
+                bad_bytes = encoding_problem(cell, column, where, self.request.info.encoding)
+                if bad_bytes is not None:
+                    problems.append(bad_bytes)
                 if role == "visit_id":
                     out.cells["demographic"] += 1
                 elif role in DEMOGRAPHIC_ROLES:
@@ -339,18 +333,29 @@ def _at(cells: list[Cell], index: int | None) -> Cell:
     return cells[index]
 
 
+def _usable_rows(
+    rows: Iterator[tuple[int, list[Cell] | RowError]], builder: _RecordBuilder
+) -> Iterator[tuple[int, list[Cell] | ReadRecord]]:
+    """Rows with results; a blank, unreadable or rejected row comes back as the ReadRecord that accounts for it."""
+    for number, cells in rows:
+        if _blank_row(cells):
+            yield number, _blank(number)
+            continue
+        rejected = builder.rejection(number, cells)
+        if rejected is not None or isinstance(cells, RowError):
+            yield number, rejected or _blank(number)
+            continue
+        yield number, cells
+
+
 def _contiguous_groups(
     rows: Iterator[tuple[int, list[Cell] | RowError]], visit: int, builder: _RecordBuilder
 ) -> Iterator[ReadRecord]:
     group: list[Row] = []
     current = ""
-    for number, cells in rows:
-        if _blank_row(cells):
-            yield _blank(number)
-            continue
-        rejected = builder.rejection(number, cells)
-        if rejected is not None or isinstance(cells, RowError):
-            yield rejected or _blank(number)
+    for number, cells in _usable_rows(rows, builder):
+        if isinstance(cells, ReadRecord):
+            yield cells
             continue
         visit_id = _visit_of(cells, visit)
         if group and visit_id != current:
@@ -375,13 +380,9 @@ def _spilled_groups(
         paths = [Path(folder) / f"bucket-{i:02d}.jsonl" for i in range(SPILL_BUCKETS)]
         handles = [p.open("w", encoding="utf-8") for p in paths]
         try:
-            for number, cells in rows:
-                if _blank_row(cells):
-                    yield _blank(number)
-                    continue
-                rejected = builder.rejection(number, cells)
-                if rejected is not None or isinstance(cells, RowError):
-                    yield rejected or _blank(number)
+            for number, cells in _usable_rows(rows, builder):
+                if isinstance(cells, ReadRecord):
+                    yield cells
                     continue
                 visit_id = _visit_of(cells, visit)
                 bucket = zlib.crc32(visit_id.encode("utf-8")) % SPILL_BUCKETS

@@ -23,6 +23,7 @@ from zhujian.adapters.base import (
     ReadRequest,
     SourceInfo,
     cell_text,
+    encoding_problem,
     is_empty,
     origin_of,
 )
@@ -324,16 +325,9 @@ def _wide_row(
                 out.missing_keys.append(column)
             continue
         where = origin_of(file_name, number, column)
-        if isinstance(cell, str) and "\ufffd" in cell:
-            problems.append(
-                Problem(
-                    "encoding_error",
-                    f"单元格含有无法解码的字节（编码 {request.info.encoding}）",
-                    item=column,
-                    value=cell,
-                    field=where,
-                )
-            )
+        bad_bytes = encoding_problem(cell, column, where, request.info.encoding)
+        if bad_bytes is not None:
+            problems.append(bad_bytes)
         if role == "visit_id":
             out.cells["demographic"] += 1
             continue
