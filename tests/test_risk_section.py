@@ -76,3 +76,18 @@ def test_bp_class_uses_higher_grade() -> None:
     # 2018 guideline: SBP 150 (grade 1) with DBP 102 (grade 2) → 2级高血压.
     record = Record(visit_id="b", sex="female", age=50, items=_items(sbp=150, dbp=102))
     assert _risk(record)["bp-class"]["category"] == "2级高血压"
+
+
+def test_negated_history_is_not_a_risk_input() -> None:
+    # "否认糖尿病" is no history of diabetes: with FPG 5.0 (< 7.0, CDS 2020) the China-PAR diabetes input is false,
+    # while an affirmed history makes it true.
+    def diabetes_input(history: list[str]) -> bool:
+        record = Record(
+            visit_id="d", sex="male", age=50,
+            questionnaire=Questionnaire(smoking=False, north=True, urban=True, history=history),
+            items=_items(sbp=130, dbp=80, tc=5.0, hdl=1.2, waist=85, glu=5.0),
+        )
+        return bool(_risk(record)["china-par"]["inputs"]["diabetes"])
+
+    assert diabetes_input(["否认高血压、糖尿病史"]) is False
+    assert diabetes_input(["2型糖尿病5年"]) is True

@@ -489,8 +489,16 @@ class RiskKeywords(StrictModel):
     source: str
 
 
+class DiabetesRange(StrictModel):
+    """Values at this checkup that count as diabetes for the risk models' yes/no input (any one suffices)."""
+
+    any_of: list[ItemCondition]
+    source: str
+
+
 class RiskFile(StrictModel):
     keywords: RiskKeywords
+    diabetes_range: DiabetesRange
 
 
 class FindingChangeRule(StrictModel):

@@ -6,7 +6,7 @@ every conclusion can show why it is there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from zhujian.domain.report import EvaluatedItem, Evidence, Finding
@@ -188,26 +188,38 @@ def _finding(cond: FindingCondition) -> Evaluator:
     return evaluate
 
 
+def first_affirmed_entry(
+    entries: Iterable[str], keywords: Iterable[str], negation_cues: Iterable[str], separators: Iterable[str]
+) -> str | None:
+    """The first questionnaire entry that mentions a keyword without a negation cue before it in its clause
+    ("否认高血压、糖尿病史" affirms neither), or None."""
+    stops = set(separators)
+    cues = tuple(negation_cues)
+    lowered = [k.lower() for k in keywords]
+    for entry in entries:
+        low = entry.lower()
+        for keyword in lowered:
+            pos = low.find(keyword)
+            if pos < 0:
+                continue
+            start = pos
+            while start > 0 and low[start - 1] not in stops:
+                start -= 1
+            if not any(cue in low[start:pos] for cue in cues):
+                return entry
+    return None
+
+
 def _history(cond: HistoryCondition) -> Evaluator:
     keywords = [k.lower() for k in cond.history]
     fields = list(cond.fields)
     labels = {"history": "既往史", "medications": "用药史", "family_history": "家族史", "symptoms": "症状"}
 
-    def negated(entry: str, pos: int, facts: Facts) -> bool:
-        start = pos
-        while start > 0 and entry[start - 1] not in facts.separators:
-            start -= 1
-        before = entry[start:pos]
-        return any(cue in before for cue in facts.negation_cues)
-
     def evaluate(facts: Facts) -> Result:
         for f in fields:
-            for entry in facts.history.get(f, ()):
-                low = entry.lower()
-                for k in keywords:
-                    pos = low.find(k)
-                    if pos >= 0 and not negated(low, pos, facts):
-                        return True, [Evidence(kind="history", description=f"{labels[f]}：{entry}")]
+            entry = first_affirmed_entry(facts.history.get(f, ()), keywords, facts.negation_cues, facts.separators)
+            if entry is not None:
+                return True, [Evidence(kind="history", description=f"{labels[f]}：{entry}")]
         return _NO
 
     return evaluate

@@ -56,8 +56,20 @@ _CATEGORY = re.compile(
     r"\s*[:：]?\s*[(（]?\s*(\d[abcABC]?|Ⅰ|Ⅱ|Ⅲ|Ⅳ|Ⅴ|Ⅵ|IV|V?I{1,3}|VI?)([abcABC]?)(?![\d.])\s*[类級级]?",
     re.IGNORECASE,
 )
-_ROMAN = {"Ⅰ": "1", "Ⅱ": "2", "Ⅲ": "3", "Ⅳ": "4", "Ⅴ": "5", "Ⅵ": "6", "I": "1", "II": "2", "III": "3", "IV": "4",
-          "V": "5", "VI": "6"}
+_ROMAN = {
+    "Ⅰ": "1",
+    "Ⅱ": "2",
+    "Ⅲ": "3",
+    "Ⅳ": "4",
+    "Ⅴ": "5",
+    "Ⅵ": "6",
+    "I": "1",
+    "II": "2",
+    "III": "3",
+    "IV": "4",
+    "V": "5",
+    "VI": "6",
+}
 _CATEGORY_NAMES = {
     "ctirads": "C-TIRADS",
     "acrtirads": "TI-RADS",
@@ -243,8 +255,7 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
                     literal_maps.setdefault(group, {}).setdefault(lit, []).append(cf)
     group_literals = {group: list(m.items()) for group, m in literal_maps.items()}
     site_patterns = [
-        _CompiledSitePattern(site_id, _compile(pattern), required_literals([pattern]))
-        for site_id, pattern in entries
+        _CompiledSitePattern(site_id, _compile(pattern), required_literals([pattern])) for site_id, pattern in entries
     ]
     site_literal_map: dict[str, list[_CompiledSitePattern]] = {}
     for sp in site_patterns:

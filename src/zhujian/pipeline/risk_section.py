@@ -12,7 +12,10 @@ from typing import Any, Literal
 from zhujian.domain.record import Record
 from zhujian.domain.report import EvaluatedItem
 from zhujian.kb.loader import KnowledgeBase
-from zhujian.kb.schema import RiskKeywords
+from zhujian.kb.schema import DiabetesRange, RiskKeywords
+from zhujian.pipeline.conditions import first_affirmed_entry
+from zhujian.pipeline.evaluate import compare
+from zhujian.pipeline.extract import lexicon_for
 from zhujian.risk import (
     CannotCompute,
     bmi_class,
@@ -26,8 +29,9 @@ from zhujian.risk import (
     metabolic_syndrome,
     waist_class,
 )
+from zhujian.risk.china_par import IDEAL_SBP_MMHG, IDEAL_TC_MG_DL, IDEAL_WAIST_CM
 from zhujian.risk.metabolic_syndrome import COMPONENT_LABELS
-from zhujian.risk.units import cholesterol_mmol_l_to_mg_dl
+from zhujian.risk.units import cholesterol_mg_dl_to_mmol_l, cholesterol_mmol_l_to_mg_dl
 
 Sex = Literal["male", "female"]
 
@@ -82,15 +86,17 @@ _INPUT_LABELS = {
 }
 
 
-def _has(entries: list[str], keywords: list[str]) -> bool:
-    return any(k in entry for entry in entries for k in keywords)
-
-
 @dataclass
 class _Inputs:
     record: Record
     items: dict[str, EvaluatedItem]
     keywords: RiskKeywords
+    diabetes_range: DiabetesRange
+    negation_cues: tuple[str, ...]
+    separators: frozenset[str]
+
+    def _has(self, entries: list[str], keywords: list[str]) -> bool:
+        return first_affirmed_entry(entries, keywords, self.negation_cues, self.separators) is not None
 
     def num(self, item_id: str) -> float | None:
         e = self.items.get(item_id)
@@ -109,31 +115,43 @@ class _Inputs:
 
     @property
     def bp_treated(self) -> bool:
-        return _has(self.record.questionnaire.medications, self.keywords.antihypertensive_drugs)
+        return self._has(self.record.questionnaire.medications, self.keywords.antihypertensive_drugs)
 
     @property
     def hypertension_known(self) -> bool:
         q = self.record.questionnaire
-        return self.bp_treated or _has(q.history, self.keywords.hypertension_history)
+        return self.bp_treated or self._has(q.history, self.keywords.hypertension_history)
 
     @property
     def diabetes_treated(self) -> bool:
         q = self.record.questionnaire
-        return _has(q.medications, self.keywords.antidiabetic_drugs) or _has(q.history, self.keywords.diabetes_history)
+        return self._has(q.medications, self.keywords.antidiabetic_drugs) or self._has(
+            q.history, self.keywords.diabetes_history
+        )
 
     @property
     def diabetes(self) -> bool:
-        """Known diabetes, or a diabetes-range value at this checkup (FPG ≥ 7.0 or HbA1c ≥ 6.5, CDS 2020)."""
-        glu, a1c = self.num("glu"), self.num("hba1c")
-        return self.diabetes_treated or (glu is not None and glu >= 7.0) or (a1c is not None and a1c >= 6.5)
+        """Known diabetes, or a diabetes-range value at this checkup (risk.yaml `diabetes_range`)."""
+        if self.diabetes_treated:
+            return True
+        for cond in self.diabetes_range.any_of:
+            value = self.num(cond.item)
+            if (
+                value is not None
+                and cond.op is not None
+                and cond.value is not None
+                and compare(value, cond.op, cond.value)
+            ):
+                return True
+        return False
 
     @property
     def ascvd_family(self) -> bool:
-        return _has(self.record.questionnaire.family_history, self.keywords.ascvd_family_history)
+        return self._has(self.record.questionnaire.family_history, self.keywords.ascvd_family_history)
 
     @property
     def diabetes_family(self) -> bool:
-        return _has(self.record.questionnaire.family_history, self.keywords.diabetes_family_history)
+        return self._has(self.record.questionnaire.family_history, self.keywords.diabetes_family_history)
 
 
 _METABOLIC_INPUT_LABELS = {
@@ -226,11 +244,12 @@ def _china_par(x: _Inputs) -> RiskAssessment:
         "category": result.category,
         "ideal_risk10_pct": round(ideal.risk10_pct, 2),
     }
-    ideal_waist = 90.0 if sex == "male" else 85.0
-    if sbp > 120:
-        a.modifiable.append(f"收缩压 {sbp:g} mmHg → 理想 120 mmHg")
-    if tc_mg > 200:
-        a.modifiable.append(f"总胆固醇 {tc:g} mmol/L → 理想 ≤ 5.2 mmol/L (200 mg/dL)")
+    ideal_waist = IDEAL_WAIST_CM[sex]
+    if sbp > IDEAL_SBP_MMHG:
+        a.modifiable.append(f"收缩压 {sbp:g} mmHg → 理想 {IDEAL_SBP_MMHG:g} mmHg")
+    if tc_mg > IDEAL_TC_MG_DL:
+        ideal_tc_mmol = cholesterol_mg_dl_to_mmol_l(IDEAL_TC_MG_DL)
+        a.modifiable.append(f"总胆固醇 {tc:g} mmol/L → 理想 ≤ {ideal_tc_mmol:.1f} mmol/L ({IDEAL_TC_MG_DL:g} mg/dL)")
     if waist > ideal_waist:
         a.modifiable.append(f"腰围 {waist:g} cm → 理想 {ideal_waist:g} cm")
     if q.smoking:
@@ -389,5 +408,14 @@ _MODELS: list[Callable[[_Inputs], RiskAssessment]] = [_china_par, _cdrs, _egfr, 
 def assess_risks(kb: KnowledgeBase, record: Record, items: dict[str, EvaluatedItem]) -> list[RiskAssessment]:
     if kb.risk is None:
         return []
-    x = _Inputs(record, items, kb.risk.keywords)
+    lexicon = lexicon_for(kb)
+    x = _Inputs(
+        record,
+        items,
+        kb.risk.keywords,
+        kb.risk.diabetes_range,
+        tuple(cue for cue, _ in lexicon.forward_cues),
+        # "否认高血压、糖尿病史" keeps both under the negation (as the rules' history conditions do).
+        lexicon.separators - {"、"},
+    )
     return [model(x) for model in _MODELS] + _classes(x)
