@@ -399,6 +399,17 @@ def load_kb(root: Path | None = None, center: CenterConfig | None = None) -> Kno
                 re.compile(pattern)
             except re.error as exc:
                 problems.append(KBProblem(rel, f"{fid}.patterns[{j}]", f"bad regular expression {pattern!r}: {exc}"))
+    if context is not None:
+        ctx = context.context
+        named = [("context.incomplete", p) for p in ctx.incomplete] + [
+            ("context.scope_closers", p) for p in ctx.scope_closers
+        ]
+        named += [("attributes.bilateral", p) for p in context.attributes.bilateral]
+        for where, pattern in named:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                problems.append(KBProblem("lexicon/context.yaml", where, f"bad regular expression {pattern!r}: {exc}"))
     for sid, site in sites.items():
         for pattern in site.patterns:
             try:

@@ -372,6 +372,8 @@ class SiteDef(StrictModel):
     patterns: list[str]
     items: list[str] = []
     paired: bool = False
+    # Exam items that name one side of a paired organ (e.g. the Meinian table ids 0117 左肾, 0118 右肾).
+    item_sides: dict[str, Literal["左", "右"]] = {}
     sex: Sex = "any"
     # When an exam item names this site (e.g. 内科, 心电图), its findings stay possible throughout the text even
     # after other organs are mentioned.
@@ -430,8 +432,17 @@ class GradeWord(StrictModel):
     rank: int
 
 
+class CountWord(StrictModel):
+    word: str
+    count: int | Literal["多发"]
+
+
 class AttributeRules(StrictModel):
     grades: list[GradeWord]
+    # Lesion counts (多发/两个/单发 …), first match in the order given.
+    counts: list[CountWord]
+    # Patterns that mean both sides inside a match; "双" alone is not enough (双肾盂 is a duplex kidney).
+    bilateral: list[str]
     source: str
 
 

@@ -1,7 +1,8 @@
 """Text findings: ultrasound, ECG, imaging and physical-exam text → abnormal findings with attributes.
 
-The algorithm is generic; every word it knows (organs, findings, negation and uncertainty cues, grade words)
-comes from the KB lexicon. Steps for one text:
+The algorithm is generic; every word it knows (organs, findings, negation and uncertainty cues, organ headings,
+grade, count and bilateral words, exam items that name a side) comes from the KB lexicon. Only the written formats of
+sizes (4×2mm, 0.63x0.47cm), RADS categories and heart rates are parsed here. Steps for one text:
 
 1. normalize characters one by one (NFKC where it keeps length) so spans point into the original text;
 2. find organ mentions; the nearest mention before a match (or the exam item itself) is the active site;
@@ -34,23 +35,6 @@ _SIZE_SINGLE = re.compile(
     r"(?:长径|直径|大小|范围|厚度?|宽|约|径)\s*(?:约|为)?\s*[(（]?\s*(\d+(?:\.\d+)?)\s*[)）]?\s*(mm|cm|毫米|厘米)",
     re.IGNORECASE,
 )
-_COUNT_WORDS: tuple[tuple[str, int | str], ...] = (
-    ("多发", "多发"),
-    ("多个", "多发"),
-    ("数个", "多发"),
-    ("多枚", "多发"),
-    ("散在", "多发"),
-    ("两个", 2),
-    ("2个", 2),
-    ("二个", 2),
-    ("两枚", 2),
-    ("三个", 3),
-    ("3个", 3),
-    ("单发", 1),
-    ("一个", 1),
-    ("1个", 1),
-    ("一枚", 1),
-)
 _CATEGORY = re.compile(
     r"(C\s*-?\s*TI\s*-?\s*RADS|ACR\s*TI\s*-?\s*RADS|TI\s*-?\s*RADS|BI\s*-?\s*:?\s*RADS|Lung\s*-?\s*RADS|(?<![A-Za-z])TR)"
     r"\s*[:：]?\s*[(（]?\s*(\d[abcABC]?|Ⅰ|Ⅱ|Ⅲ|Ⅳ|Ⅴ|Ⅵ|IV|V?I{1,3}|VI?)([abcABC]?)(?![\d.])\s*[类級级]?",
@@ -80,10 +64,6 @@ _CATEGORY_NAMES = {
 _RATE = re.compile(r"(\d{2,3})\s*(?:次/分|次/min|bpm|次每分|次)", re.IGNORECASE)
 _SENTENCE_END = "。；;\n"
 _CONJUNCTIONS = "及和与或、"
-_BILATERAL = re.compile(r"双侧|两侧|双乳|双眼|双肾(?!盂)|双颈")
-
-# Meinian-style table ids and common exam-item labels that name a side.
-_ITEM_SIDE = {"0117": "左", "0118": "右"}
 
 
 _NFKC_TABLE: dict[int, str] = {}
@@ -194,6 +174,9 @@ class CompiledLexicon:
     grade_ranks: dict[str, int] = field(default_factory=dict)
     by_id: dict[str, FindingDef] = field(default_factory=dict)
     headings: re.Pattern[str] | None = None
+    counts: list[tuple[str, int | str]] = field(default_factory=list)
+    bilateral: re.Pattern[str] = field(default_factory=lambda: re.compile(r"(?!)"))
+    item_sides: dict[str, str] = field(default_factory=dict)
     scope_closer: re.Pattern[str] | None = None
 
 
@@ -292,6 +275,11 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
         grades=grades,
         grade_ranks={g.grade: g.rank for g in kb.context.attributes.grades},
         by_id={cf.definition.id: cf.definition for cf in compiled},
+        counts=[(c.word, c.count) for c in kb.context.attributes.counts],
+        bilateral=re.compile("|".join(kb.context.attributes.bilateral)),
+        item_sides={
+            normalize_label(label): side for site in kb.sites.values() for label, side in site.item_sides.items()
+        },
         scope_closer=re.compile("|".join(f"(?:{p})" for p in ctx.scope_closers)) if ctx.scope_closers else None,
         headings=(
             re.compile("(?:" + "|".join(sorted(map(re.escape, ctx.headings), key=len, reverse=True)) + r"):(?!\d)")
@@ -423,7 +411,7 @@ def _read_attrs(lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, en
     if sizes:
         attrs["size_mm"] = max(sizes)
     window = text[max(s_start, start - 12) : s_end]
-    for word, value in _COUNT_WORDS:
+    for word, value in lex.counts:
         if word in window:
             attrs["count"] = value
             break
@@ -454,11 +442,11 @@ def _read_attrs(lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, en
     return attrs
 
 
-def _side_near(text: str, start: int, end: int, lower: int) -> str | None:
+def _side_near(lex: CompiledLexicon, text: str, start: int, end: int, lower: int) -> str | None:
     """Side word nearest before the match within its sentence, or inside the match."""
     inside = text[start:end]
-    # "双" alone is not always bilateral (双肾盂 is a duplex kidney): only explicit bilateral words count.
-    if _BILATERAL.search(inside):
+    # "双" alone is not always bilateral (双肾盂 is a duplex kidney): only the KB's bilateral words count.
+    if lex.bilateral.search(inside):
         return "双侧"
     if "左右" in inside or ("左" in inside and "右" in inside):
         return "双侧"
@@ -521,7 +509,7 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str) -> ExtractionR
         m = lex.site_pattern.search(item_key)
         if m is not None and m.lastgroup is not None:
             default_site = lex.site_group_ids[int(m.lastgroup[1:])]
-    item_side = _ITEM_SIDE.get(item_key)
+    item_side = lex.item_sides.get(item_key)
     if item_side is None and item_key[:1] in ("左", "右"):
         item_side = item_key[:1]
 
@@ -580,7 +568,7 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str) -> ExtractionR
             s_start, _ = tb.sentence_of(start)
             side: str | None = None
             if (site is not None and lex.sites[site].paired) or (nearest is not None and lex.sites[nearest].paired):
-                side = _side_near(norm, start, end, _site_mention_start(mentions, start, s_start)) or item_side
+                side = _side_near(lex, norm, start, end, _site_mention_start(mentions, start, s_start)) or item_side
             attrs = _read_attrs(lex, norm, tb, start, end)
             matches.append(_Match(cf, start, end, site, side, attrs, _is_uncertain(lex, norm, tb, start, end)))
 
