@@ -485,7 +485,7 @@ def _copy_result(result: ExtractionResult) -> ExtractionResult:
     )
 
 
-def extract_text(kb: KnowledgeBase, item: str, text: str, sex: str = "unknown") -> ExtractionResult:
+def extract_text(kb: KnowledgeBase, item: str, text: str) -> ExtractionResult:
     """Findings of one text. `item` is the exam item label (e.g. 肝脏, 超声提示, 心电图, or a Meinian table id)."""
     lex = lexicon_for(kb)
     key = (id(lex), lex.kb_version, item, text)

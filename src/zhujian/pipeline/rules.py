@@ -33,7 +33,8 @@ class CompiledRule:
 
 @dataclass
 class CompiledRules:
-    kb_version: str
+    # KB version plus the center's switches: what the compiled rule list depends on.
+    cache_key: str
     rules: list[CompiledRule]
     # trigger key → positions of the rules it can wake; rules without triggers always run.
     by_trigger: dict[str, list[int]] = field(default_factory=dict)
@@ -54,7 +55,8 @@ _RULE_CACHE: dict[int, CompiledRules] = {}
 
 def rules_for(kb: KnowledgeBase) -> CompiledRules:
     cached = _RULE_CACHE.get(id(kb))
-    if cached is None or cached.kb_version != kb.version + repr(sorted(kb.center.switches.items())):
+    key = kb.version + repr(sorted(kb.center.switches.items()))
+    if cached is None or cached.cache_key != key:
         # Center switches are fixed for a loaded KB, so rules switched off are dropped here once.
         enabled = [
             r
@@ -64,7 +66,7 @@ def rules_for(kb: KnowledgeBase) -> CompiledRules:
         compiled = [
             CompiledRule(r, compile_condition(r.when), uses_conclusions(r.when), trigger_keys(r.when)) for r in enabled
         ]
-        cached = CompiledRules(kb.version + repr(sorted(kb.center.switches.items())), compiled)
+        cached = CompiledRules(key, compiled)
         for position, cr in enumerate(compiled):
             if cr.triggers is None:
                 cached.always.append(position)

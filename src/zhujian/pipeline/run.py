@@ -48,7 +48,8 @@ def build_report(kb: KnowledgeBase, record: Record, *, with_history: bool = True
     findings: list[Finding] = []
     incomplete: list[str] = []
     for index, text in enumerate(record.texts):
-        result = extract_text(kb, text.item, text.text, record.sex)
+        # Extraction ignores sex on purpose: a prostate finding in a woman's record must surface as a problem.
+        result = extract_text(kb, text.item, text.text)
         for f in result.findings:
             f.text_index = index
         findings.extend(result.findings)
