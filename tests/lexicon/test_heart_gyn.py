@@ -18,7 +18,7 @@ CONCLUSION_ITEM = "超声提示"
 
 
 def _mine(item: str, text: str):
-    result = extract_text(default_kb(), item, text, sex="female")
+    result = extract_text(default_kb(), item, text)
     return [f for f in result.findings if f.finding_id.startswith(PREFIXES)], result
 
 
