@@ -28,6 +28,7 @@ from zhujian.storage.models import Base
 from zhujian.storage.users import create_user, ensure_admin
 from zhujian.storage.values import Actor
 
+APPEND_ONLY_TABLES = ("audit_log", "report_versions", "raw_records", "audit_anchors")
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 POSTGRES_URL = os.environ.get("ZHUJIAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # Cheap Argon2 parameters: the tests create many users; production uses the library defaults.
@@ -126,10 +127,12 @@ def emptied(url: str) -> str:
     engine = create_db_engine(url)
     try:
         with engine.begin() as connection:
-            # The audit log refuses TRUNCATE through a trigger (append-only); tests that tamper with it disable it too.
-            connection.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
+            # Append-only tables refuse TRUNCATE through a trigger; tests that tamper with them disable it too.
+            for table in APPEND_ONLY_TABLES:
+                connection.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-            connection.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
+            for table in APPEND_ONLY_TABLES:
+                connection.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
     finally:
         engine.dispose()
     return url

@@ -64,10 +64,11 @@ def _register_commands() -> None:
     app.command("deid", help="De-identify canonical records for dataset export (keyed pseudonyms, masked PII).")(
         deid_command
     )
-    from zhujian.storage.cli import audit_verify_command, db_upgrade_command
+    from zhujian.storage.cli import audit_anchor_command, audit_verify_command, db_upgrade_command
 
     audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
     audit_app.command("verify")(audit_verify_command)
+    audit_app.command("anchor")(audit_anchor_command)
     db_app = typer.Typer(help="Database schema tools.", no_args_is_help=True)
     db_app.command("upgrade")(db_upgrade_command)
     app.add_typer(audit_app, name="audit")

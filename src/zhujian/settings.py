@@ -64,6 +64,26 @@ class Settings(BaseSettings):
         ),
     )
 
+    audit_anchor_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key that signs the anchors of the audit chain head (HMAC-SHA256). Default: the secret key. Keep it out "
+            "of the database's reach so that someone who can rewrite the database cannot forge anchors."
+        ),
+    )
+    audit_anchor_file: str | None = Field(
+        default=None,
+        description=(
+            "Append-only file outside the database where each audit anchor is also written (ship it to write-once "
+            "storage or a log server); `zhujian audit verify` checks it. Default: none (table anchors only)."
+        ),
+    )
+    audit_anchor_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds between two anchors of the audit chain head while the workbench runs (default 300).",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _psycopg_driver(cls, url: str) -> str:
@@ -86,6 +106,12 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
             raise ValueError(f"ZHUJIAN_SECRET_KEY must have at least {MIN_SECRET_KEY_LENGTH} characters")
         return value
+
+    def anchor_key(self) -> str | None:
+        """The key for audit anchors: its own setting, else the secret key (None when neither is set)."""
+        if self.audit_anchor_key is not None:
+            return self.audit_anchor_key.get_secret_value()
+        return self.secret_key.get_secret_value() if self.secret_key is not None else None
 
     @property
     def is_development(self) -> bool:

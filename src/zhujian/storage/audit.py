@@ -4,10 +4,11 @@ Each entry stores `prev_hash` (the hash of the entry before it, or 64 zeros for 
 `hash = SHA-256(canonical JSON of the entry including prev_hash)`. Changing, deleting, inserting or reordering an
 entry breaks the chain at that point, and `verify_audit_chain` names the first broken entry.
 
-Limits, by design: someone who can rewrite every later entry can recompute the chain, and deleting the newest
-entries leaves a shorter valid chain. Keep the `head_hash` reported by `zhujian audit verify` outside the database
-(e.g. in the daily operations log) to detect both. The migration also installs triggers that refuse UPDATE and
-DELETE on `audit_log`, so tampering needs the rights to drop them.
+Limits of the chain on its own: someone who can rewrite every later entry can recompute the chain, and deleting the
+newest entries leaves a shorter valid chain. `zhujian.storage.integrity` closes both with signed anchors of the chain
+head (in the database and in a file outside it), and ties every stored report version to the content hash its
+audit entry recorded. The migrations also install triggers that refuse UPDATE and DELETE on `audit_log` (and on
+report versions, raw records and anchors), so tampering needs the rights to drop them.
 """
 
 from __future__ import annotations

@@ -258,3 +258,17 @@ class AuditLogEntry(Base):
     # Unique: two writers can never both extend the same head, so the chain cannot fork.
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditAnchor(Base):
+    """A checkpoint of the audit chain head: the sequence number and hash of the newest entry at `created_at`,
+    signed (HMAC-SHA256) with a key the database does not hold. Deleting the newest audit entries leaves an anchor
+    that points past the end of the chain, which `zhujian audit verify` reports. Append-only (triggers)."""
+
+    __tablename__ = "audit_anchors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column()
+    seq: Mapped[int] = mapped_column(Integer)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str | None] = mapped_column(String(64))

@@ -3,11 +3,14 @@ Register with `app.command("serve")(serve_command)`."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from zhujian.settings import SettingsError, load_settings
+from zhujian.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 def serve_command(
@@ -60,5 +63,24 @@ def serve_command(
             if created is not None:
                 typer.echo(f"已创建管理员账号：{created.username}")
     app = create_app(settings, kb=kb, session_factory=factory)
+    _start_audit_anchoring(settings, factory)
     typer.echo(f"主检工作台：http://{host}:{port}/  （API 文档：http://{host}:{port}/docs）")
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _start_audit_anchoring(settings: Settings, factory: sessionmaker[Session]) -> None:
+    """Anchor the audit chain head every ZHUJIAN_AUDIT_ANCHOR_INTERVAL_S seconds while the workbench runs."""
+    import logging
+    from pathlib import Path
+
+    from zhujian.storage.integrity import AnchorKeeper
+
+    logger = logging.getLogger("zhujian.audit")
+    keeper = AnchorKeeper(
+        factory,
+        key=settings.anchor_key(),
+        interval_s=settings.audit_anchor_interval_s,
+        anchor_file=Path(settings.audit_anchor_file) if settings.audit_anchor_file else None,
+        on_error=lambda exc: logger.warning("audit anchor not written: %s", exc.__class__.__name__),
+    )
+    keeper.start()
