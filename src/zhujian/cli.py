@@ -64,6 +64,11 @@ def _register_commands() -> None:
     app.command("deid", help="De-identify canonical records for dataset export (keyed pseudonyms, masked PII).")(
         deid_command
     )
+    from zhujian.group.cli import group_command
+
+    app.command("group", help="The employer's group report (团检报告) of a cohort: HTML, PDF, JSON, CSV, xlsx.")(
+        group_command
+    )
     from zhujian.storage.cli import audit_anchor_command, audit_verify_command, db_upgrade_command
 
     audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)

@@ -1,0 +1,123 @@
+"""Charts of the group report as SVG text (matplotlib, rendered server-side; embedded in the HTML and the PDF).
+
+Only cells that are shown in the tables are drawn: a suppressed cell is never plotted, so a chart cannot reveal what
+a table hides. Glyphs are drawn as paths, so the SVG needs no font wherever it is shown.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+CJK_FONTS = ["Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Micro Hei", "DejaVu Sans"]
+MALE_COLOUR = "#3b6ea5"
+FEMALE_COLOUR = "#c0504d"
+BAR_COLOUR = "#4a7f6b"
+
+
+# Where Debian's fonts-noto-cjk puts the font; registered directly when matplotlib's font cache predates it.
+NOTO_CJK_FILES = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
+)
+
+
+@cache
+def _set_up_matplotlib() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import font_manager
+
+    known = {font.name for font in font_manager.fontManager.ttflist}
+    if not known.intersection(CJK_FONTS[:-1]):
+        for path in NOTO_CJK_FILES:
+            if Path(path).is_file():
+                font_manager.fontManager.addfont(path)
+    # A missing glyph is reported once per character by matplotlib; the text is still drawn, with boxes.
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+
+
+def _figure(width: float, height: float) -> Any:
+    # Imported here: matplotlib takes a while to import, and only group reports draw charts.
+    _set_up_matplotlib()
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["font.sans-serif"] = CJK_FONTS
+    plt.rcParams["axes.unicode_minus"] = False
+    plt.rcParams["svg.fonttype"] = "path"
+    plt.rcParams["svg.hashsalt"] = "zhujian"  # stable ids: the same data gives the same SVG
+    return plt.subplots(figsize=(width, height), dpi=100)
+
+
+def _svg(figure: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.StringIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(figure)
+    text = buffer.getvalue()
+    # The XML declaration and DOCTYPE are not allowed inside HTML; the <svg> element is.
+    return text[text.index("<svg") :]
+
+
+def age_sex_chart(age_sex: list[dict[str, Any]]) -> str | None:
+    rows = [row for row in age_sex if not (row["male"]["suppressed"] and row["female"]["suppressed"])]
+    if not rows:
+        return None
+    figure, axes = _figure(6.4, 2.8)
+    positions = range(len(rows))
+    width = 0.38
+    series = ((-width / 2, "male", "男", MALE_COLOUR), (width / 2, "female", "女", FEMALE_COLOUR))
+    for offset, sex, label, colour in series:
+        values = [row[sex]["n"] or 0 for row in rows]
+        bars = axes.bar([p + offset for p in positions], values, width, label=label, color=colour)
+        for bar, row in zip(bars, rows, strict=True):
+            if row[sex]["suppressed"]:
+                axes.annotate("<", (bar.get_x() + bar.get_width() / 2, 0), ha="center", va="bottom", fontsize=7)
+    axes.set_xticks(list(positions), [row["age_band"] for row in rows])
+    axes.set_ylabel("人数")
+    axes.set_title("受检人员年龄与性别分布（小于最小单元的格不显示）", fontsize=10)
+    axes.legend(frameon=False, fontsize=8)
+    axes.spines[["top", "right"]].set_visible(False)
+    return _svg(figure)
+
+
+def prevalence_chart(conclusions: list[dict[str, Any]], limit: int = 10) -> str | None:
+    shown = [c for c in conclusions if not c["suppressed"] and c["n"]][:limit]
+    if not shown:
+        return None
+    figure, axes = _figure(6.4, 0.35 * len(shown) + 0.9)
+    names = [c["name"] for c in reversed(shown)]
+    shares = [c["share"] * 100 for c in reversed(shown)]
+    bars = axes.barh(names, shares, color=BAR_COLOUR)
+    for bar, share in zip(bars, shares, strict=True):
+        axes.annotate(
+            f"{share:.1f}%", (bar.get_width(), bar.get_y() + bar.get_height() / 2), xytext=(3, 0),
+            textcoords="offset points", va="center", fontsize=8,
+        )
+    axes.set_xlabel("检出率（%）")
+    axes.set_title(f"检出率前 {len(shown)} 位的主检结论", fontsize=10)
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.set_xlim(0, max(shares) * 1.2)
+    axes.tick_params(axis="y", labelsize=8)
+    return _svg(figure)
+
+
+def category_chart(title: str, categories: list[dict[str, Any]]) -> str | None:
+    shown = [row for row in categories if not row["suppressed"] and row["n"]]
+    if not shown:
+        return None
+    figure, axes = _figure(3.2, 0.32 * len(shown) + 0.9)
+    labels = [row["category"] for row in reversed(shown)]
+    values = [row["share"] * 100 for row in reversed(shown)]
+    axes.barh(labels, values, color=BAR_COLOUR)
+    axes.set_xlabel("占受检人数（%）", fontsize=8)
+    axes.set_title(title, fontsize=9)
+    axes.tick_params(labelsize=7)
+    axes.spines[["top", "right"]].set_visible(False)
+    return _svg(figure)
