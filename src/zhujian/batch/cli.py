@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from zhujian.batch.runner import DEFAULT_CHUNK_SIZE, BatchError, run_batch
+from zhujian.batch.runner import DEFAULT_CHUNK_SIZE, BatchError, default_rejects_path, run_batch
 from zhujian.kb.loader import KBError
 
 EXIT_UNUSABLE_ARGUMENTS = 2
@@ -45,26 +45,69 @@ def batch_command(
     center: Annotated[
         Path | None, typer.Option("--center", help="center configuration YAML (critical-value overrides, switches)")
     ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (process pool) or dask (LocalCluster, or --scheduler)")
+    ] = "local",
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Dask scheduler address, tcp://HOST:PORT (with --engine dask)")
+    ] = None,
+    partition_bytes: Annotated[
+        int, typer.Option("--partition-bytes", min=1, help="bytes of input per Dask task (with --engine dask)")
+    ] = 8 * 1024 * 1024,
 ) -> None:
     """Report every record of a JSON-lines file; bad records go to the rejects file and the batch goes on.
 
     Killed or interrupted? Run the same command again: it resumes where it stopped.
     Every record ends up reported or rejected exactly once, keyed by visit_id.
+    An --out ending in .parquet writes Parquet (one row per report, conclusions nested, the full report JSON kept).
     Exit code 0 when the batch completed (even with rejects), 2 for unusable arguments.
     """
     show_progress = sys.stderr.isatty() if progress is None else progress
+    if engine not in ("local", "dask"):
+        typer.echo(f"batch: --engine must be local or dask, not {engine!r}", err=True)
+        raise typer.Exit(EXIT_UNUSABLE_ARGUMENTS)
+    if scheduler is not None and engine != "dask":
+        typer.echo("batch: --scheduler needs --engine dask", err=True)
+        raise typer.Exit(EXIT_UNUSABLE_ARGUMENTS)
+    parquet = out.suffix.lower() == ".parquet"
+    # Parquet is written from the completed JSON-lines journal, which keeps resume and exactly-once as they are.
+    target = out.with_name(out.name + ".jsonl") if parquet else out
+    if parquet and rejects is None:
+        rejects = default_rejects_path(out)
     try:
-        summary = run_batch(
-            input_path,
-            out,
-            workers=workers,
-            rejects_path=rejects,
-            chunk_size=chunk_size,
-            kb_path=kb,
-            center=center,
-            resume=resume,
-            progress=show_progress,
-        )
+        if engine == "dask":
+            from zhujian.batch.distributed import run_batch_dask
+
+            summary = run_batch_dask(
+                input_path,
+                target,
+                scheduler=scheduler,
+                workers=workers,
+                rejects_path=rejects,
+                kb_path=kb,
+                center=center,
+                resume=resume,
+                progress=show_progress,
+                partition_bytes=partition_bytes,
+            )
+        else:
+            summary = run_batch(
+                input_path,
+                target,
+                workers=workers,
+                rejects_path=rejects,
+                chunk_size=chunk_size,
+                kb_path=kb,
+                center=center,
+                resume=resume,
+                progress=show_progress,
+            )
+        if parquet:
+            from zhujian.batch.parquet import write_reports_parquet
+
+            rows = write_reports_parquet(target, out)
+            target.unlink()
+            typer.echo(f"parquet: {rows} reports → {out}")
     except (BatchError, KBError) as exc:
         typer.echo(f"batch: {exc}", err=True)
         raise typer.Exit(EXIT_UNUSABLE_ARGUMENTS) from exc

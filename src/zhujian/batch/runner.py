@@ -298,6 +298,27 @@ def _report_one(kb: KnowledgeBase, build: ReportBuilder, item: WorkItem) -> byte
         )
 
 
+def classify_line(raw: bytes) -> tuple[str | None, tuple[RejectKind, str] | None, str]:
+    """(visit_id, problem, text) of one non-blank input line: the visit_id when the line is a JSON object with a
+    string visit_id, the reason when it cannot be a record at all (not UTF-8, not JSON, not an object)."""
+    visit_id: str | None = None
+    problem: tuple[RejectKind, str] | None = None
+    text = ""
+    try:
+        text = raw.decode("utf-8")
+        data = json.loads(text)
+        if isinstance(data, dict):
+            candidate = data.get("visit_id")
+            visit_id = candidate if isinstance(candidate, str) else None
+        else:
+            problem = ("not_an_object", f"expected a JSON object (one record), got {type(data).__name__}")
+    except UnicodeDecodeError as exc:
+        problem = ("invalid_utf8", f"not UTF-8 text (byte {exc.start + 1} of the line: {exc.reason})")
+    except json.JSONDecodeError as exc:
+        problem = ("invalid_json", f"not valid JSON (column {exc.colno}: {exc.msg})")
+    return visit_id, problem, text
+
+
 def process_chunk(items: list[WorkItem]) -> ChunkResult:
     """Worker task: validate and report each line of a chunk."""
     if _worker_kb is None:
@@ -626,21 +647,7 @@ class _BatchRun:
         if not raw.strip():
             return None
         self.summary.lines_read += 1
-        visit_id: str | None = None
-        problem: tuple[RejectKind, str] | None = None
-        text = ""
-        try:
-            text = raw.decode("utf-8")
-            data = json.loads(text)
-            if isinstance(data, dict):
-                candidate = data.get("visit_id")
-                visit_id = candidate if isinstance(candidate, str) else None
-            else:
-                problem = ("not_an_object", f"expected a JSON object (one record), got {type(data).__name__}")
-        except UnicodeDecodeError as exc:
-            problem = ("invalid_utf8", f"not UTF-8 text (byte {exc.start + 1} of the line: {exc.reason})")
-        except json.JSONDecodeError as exc:
-            problem = ("invalid_json", f"not valid JSON (column {exc.colno}: {exc.msg})")
+        visit_id, problem, text = classify_line(raw)
 
         first_line = self.first_line_of.setdefault(visit_id, line_no) if visit_id is not None else line_no
         if line_no in self.sink.done_lines:

@@ -125,7 +125,7 @@ def derive_conclusions(
     sex, age = facts.sex, facts.age
     out: dict[str, Conclusion] = {}
     qualifiers: dict[str, list[str]] = {}
-    suppress: dict[str, set[str]] = {}
+    suppress: dict[str, dict[str, None]] = {}
 
     def get(cid: str) -> Conclusion:
         c = out.get(cid)
@@ -157,7 +157,8 @@ def derive_conclusions(
         if rule.qualifier and rule.qualifier not in qualifiers.setdefault(rule.conclusion, []):
             qualifiers[rule.conclusion].append(rule.qualifier)
         if rule.suppresses:
-            suppress.setdefault(rule.conclusion, set()).update(rule.suppresses)
+            # A dict, not a set: the merge order (and so the report) must not depend on string hashing.
+            suppress.setdefault(rule.conclusion, {}).update(dict.fromkeys(rule.suppresses))
         new = rule.conclusion not in facts.fired
         facts.fired.add(rule.conclusion)
         return new
