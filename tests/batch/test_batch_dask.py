@@ -3,6 +3,7 @@ a scheduler with two workers started as separate processes — resumes after bei
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -65,7 +66,7 @@ def test_partitions_cover_the_file_and_end_at_line_ends(local_result: tuple[Path
     data = records.read_bytes()
     partitions = plan_partitions(records, 4000)
     assert partitions[0].start == 0 and partitions[-1].end == len(data)
-    for before, after in zip(partitions, partitions[1:], strict=False):
+    for before, after in itertools.pairwise(partitions):
         assert before.end == after.start
         assert data[before.end - 1 : before.end] == b"\n"
 
