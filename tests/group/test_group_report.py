@@ -179,3 +179,18 @@ def test_tianchi_through_ingest_batch_and_group(tmp_path: Path) -> None:
     text = re.sub(r"<svg.*?</svg>", "", html, flags=re.S)  # path coordinates in charts are numbers too
     assert not [r["visit_id"] for r in reports if re.search(rf"(?<![\d.]){re.escape(r['visit_id'])}(?![\d.])", text)]
     assert (tmp_path / "g.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_the_employer_of_a_record_reaches_its_report_and_splits_the_group(kb: Any) -> None:
+    from zhujian.domain.record import Record
+    from zhujian.pipeline.run import build_report
+
+    base = json.loads((ROOT / "tests" / "cases" / "13_hyperuricaemia_male" / "input.json").read_text(encoding="utf-8"))
+    reports = []
+    for i in range(6):
+        record = Record.model_validate({**base, "visit_id": f"E{i}", "employer": "甲公司" if i < 5 else "乙公司"})
+        reports.append(build_report(kb, record).to_dict())
+    assert reports[0]["employer"] == "甲公司"
+    assert "employer" not in build_report(kb, Record.model_validate(base)).to_dict()
+    group = build_group_report(reports, min_cell=5, by="employer")
+    assert [(g["group"], g["n"]) for g in group["groups"]] == [("乙公司", None), ("甲公司", 5)]

@@ -78,6 +78,12 @@ class Record(_Model):
     age: float | None = Field(default=None, ge=0, le=130, description="age in years at the exam")
     birth_date: dt.date | None = None
     exam_date: dt.date | None = None
+    employer: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="employer or group (团检单位) the checkup was bought for; group reports split by it",
+    )
     questionnaire: Questionnaire = Field(default_factory=Questionnaire)
     items: list[ItemInput] = Field(default_factory=list)
     texts: list[TextInput] = Field(default_factory=list)

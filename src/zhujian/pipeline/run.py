@@ -129,6 +129,9 @@ def build_report(kb: KnowledgeBase, record: Record, *, with_history: bool = True
         problems=problems,
         incomplete_texts=incomplete,
     )
+    if record.employer is not None:
+        # Carried through for group (团检) reports; absent from reports of records that have none.
+        report.extras["employer"] = record.employer
     if not with_history:
         # A prior visit's report is only compared against: its own risk section is never shown.
         return report
