@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from db_testing import (
     postgres_url,
 )
 from zhujian.kb.loader import KnowledgeBase
+from zhujian.storage.cohorts import CohortFilter, cohort_reports
 from zhujian.storage.db import create_db_engine, create_session_factory
 from zhujian.storage.edits import EditConclusion
 from zhujian.storage.errors import PermissionDenied
@@ -49,9 +51,9 @@ from zhujian.storage.values import Actor
 # accounts without reading medical content, the auditor reads.
 EXPECTED = {
     "admin": {"submit", "manage_users", "read_audit"},
-    "chief_physician": {"read", "submit", "edit", "sign", "export", "read_identity"},
-    "reviewing_physician": {"read", "review", "publish", "export", "read_identity"},
-    "health_manager": {"read", "submit", "publish", "export", "read_identity", "manage_identity"},
+    "chief_physician": {"read", "submit", "edit", "sign", "export", "read_identity", "group_report"},
+    "reviewing_physician": {"read", "review", "publish", "export", "read_identity", "group_report"},
+    "health_manager": {"read", "submit", "publish", "export", "read_identity", "manage_identity", "group_report"},
     "auditor": {"read", "read_audit"},
 }
 
@@ -153,6 +155,9 @@ def _attempt(action: str, db: MatrixDatabase, actor: Actor) -> Callable[[], obje
         return lambda: get_person_identity(session, "P-1", actor=actor)
     if action == "manage_identity":
         return lambda: set_person_identity(session, f"P-{uuid.uuid4().hex[:6]}", name=None, phone=None, actor=actor)
+    if action == "group_report":
+        cohort = CohortFilter(dt.date(2000, 1, 1), dt.date(2100, 1, 1), signed_only=False)
+        return lambda: cohort_reports(session, cohort, actor=actor)
     raise AssertionError(f"no attempt written for action {action!r}")
 
 

@@ -26,6 +26,7 @@ Action = Literal[
     "read_audit",  # the audit log
     "read_identity",  # name and phone number of an examinee (person_identities)
     "manage_identity",  # write name and phone number
+    "group_report",  # aggregate (团检) reports of a cohort, small cells suppressed
 ]
 
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
@@ -44,9 +45,11 @@ ROLE_LABELS: Final[dict[Role, str]] = {
 # the roles that talk to examinees see names and phone numbers.
 PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
     "admin": frozenset({"submit", "manage_users", "read_audit"}),
-    "chief_physician": frozenset({"read", "submit", "edit", "sign", "export", "read_identity"}),
-    "reviewing_physician": frozenset({"read", "review", "publish", "export", "read_identity"}),
-    "health_manager": frozenset({"read", "submit", "publish", "export", "read_identity", "manage_identity"}),
+    "chief_physician": frozenset({"read", "submit", "edit", "sign", "export", "read_identity", "group_report"}),
+    "reviewing_physician": frozenset({"read", "review", "publish", "export", "read_identity", "group_report"}),
+    "health_manager": frozenset(
+        {"read", "submit", "publish", "export", "read_identity", "manage_identity", "group_report"}
+    ),
     "auditor": frozenset({"read", "read_audit"}),
 }
 
