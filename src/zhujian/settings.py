@@ -7,6 +7,7 @@ mode, and the first administrator is only created when its password is given.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from typing import Any, Literal
 
@@ -64,6 +65,57 @@ class Settings(BaseSettings):
         ),
     )
 
+    session_idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=24 * 60,
+        description="A browser session ends after this many minutes without a request (idle timeout).",
+    )
+    session_max_hours: float = Field(
+        default=12,
+        gt=0,
+        le=7 * 24,
+        description="A browser session ends this many hours after login, however active (absolute timeout).",
+    )
+    cookie_secure: bool | None = Field(
+        default=None,
+        description=(
+            "Mark cookies `Secure` (sent over HTTPS only): 'true', 'false', or unset to decide per request (HTTPS "
+            "seen directly or in X-Forwarded-Proto from a trusted proxy)."
+        ),
+    )
+    trusted_proxies: str = Field(
+        default="",
+        max_length=4000,
+        description=(
+            "Comma-separated addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For / "
+            "X-Forwarded-Proto headers are believed. Empty (default): the headers are ignored."
+        ),
+    )
+    login_account_failures: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description=(
+            "Failed logins for one account (from any address) before each further failure delays the next try "
+            "(2 s, 4 s, 8 s … up to ZHUJIAN_LOGIN_MAX_DELAY_SECONDS)."
+        ),
+    )
+    login_address_failures: int = Field(
+        default=30,
+        ge=1,
+        le=100000,
+        description="Failed logins from one client address, across all user names, before its tries are delayed.",
+    )
+    login_max_delay_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=24 * 3600,
+        description=(
+            "The longest delay login throttling imposes; counters are forgotten 15 minutes after the last failure."
+        ),
+    )
+
     @field_validator("database_url")
     @classmethod
     def _psycopg_driver(cls, url: str) -> str:
@@ -86,6 +138,22 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
             raise ValueError(f"ZHUJIAN_SECRET_KEY must have at least {MIN_SECRET_KEY_LENGTH} characters")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"ZHUJIAN_TRUSTED_PROXIES: not an address or network: {part.strip()!r}") from None
+        return value
+
+    @property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        parts = [p.strip() for p in self.trusted_proxies.split(",")]
+        return tuple(ipaddress.ip_network(p, strict=False) for p in parts if p)
 
     @property
     def is_development(self) -> bool:

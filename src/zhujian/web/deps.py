@@ -13,10 +13,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.storage.errors import PermissionDenied
 from zhujian.storage.permissions import Action, role_can
-from zhujian.storage.users import get_actor
+from zhujian.storage.users import get_actor, session_actor
 from zhujian.storage.values import Actor
 from zhujian.web.errors import LoginRequired, csrf_failed, not_authenticated
-from zhujian.web.security import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, BrowserSession, read_api_token, tokens_match
+from zhujian.web.security import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    SessionPolicy,
+    SessionSigner,
+    read_api_token,
+    token_hash,
+    tokens_match,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,29 +70,27 @@ def api_actor(request: Request, session: DbSession, state: State) -> Actor:
 ApiActor = Annotated[Actor, Depends(api_actor)]
 
 
-def browser_session(request: Request) -> BrowserSession | None:
-    signer = request.app.state.signer
-    found: BrowserSession | None = signer.read_session(request.cookies.get(SESSION_COOKIE))
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class PageUser:
     actor: Actor
     csrf_token: str
+    session_token: str
 
     def can(self, action: Action) -> bool:
         return role_can(self.actor.role, action)
 
 
 def page_user(request: Request, session: DbSession) -> PageUser:
-    """The logged-in user of a page; redirects to the login page when there is none."""
-    found = browser_session(request)
-    actor = get_actor(session, found.user_id) if found else None
-    if found is None or actor is None:
+    """The logged-in user of a page: a signed cookie naming a live server-side session (not revoked, not idle, not
+    past its absolute expiry) of an active user. Redirects to the login page when there is none."""
+    signer: SessionSigner = request.app.state.signer
+    policy: SessionPolicy = request.app.state.session_policy
+    token = signer.read_session_token(request.cookies.get(SESSION_COOKIE), policy.max_age)
+    actor = session_actor(session, token_hash(token), idle_timeout=policy.idle_timeout) if token else None
+    if token is None or actor is None:
         raise LoginRequired()
     request.state.username = actor.username
-    return PageUser(actor=actor, csrf_token=found.csrf_token)
+    return PageUser(actor=actor, csrf_token=signer.csrf_token(token), session_token=token)
 
 
 CurrentPageUser = Annotated[PageUser, Depends(page_user)]
