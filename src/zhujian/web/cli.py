@@ -3,6 +3,7 @@ Register with `app.command("serve")(serve_command)`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,6 +19,7 @@ def serve_command(
         typer.Option(
             "--demo",
             help="load demo records and create demo accounts with random passwords (printed once); "
+            "without ZHUJIAN_DATABASE_URL the demo uses its own zhujian-demo.db, re-created at every start; "
             "uses a throw-away secret key when ZHUJIAN_SECRET_KEY is not set",
         ),
     ] = False,
@@ -31,11 +33,15 @@ def serve_command(
     from zhujian.storage.migrate import upgrade_database
     from zhujian.storage.users import ensure_admin
     from zhujian.web.app import create_app
-    from zhujian.web.demo import set_up_demo
+    from zhujian.web.demo import DEMO_DATABASE_FILE, existing_users_hint, fresh_demo_database, set_up_demo
+    from zhujian.web.logging import uvicorn_log_config
 
     settings = load_settings()
     if demo and settings.secret_key is None:
         settings = settings.model_copy(update={"env": "development"})
+    if demo and "database_url" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"database_url": fresh_demo_database(Path.cwd())})
+        typer.echo(f"演示数据库：{DEMO_DATABASE_FILE}（每次 --demo 启动时重建）")
     try:
         settings.require_secret_key()
     except SettingsError as exc:
@@ -54,11 +60,13 @@ def serve_command(
                     shown = account.password if account.password else "（来自 ZHUJIAN_ADMIN_PASSWORD）"
                     typer.echo(f"  {account.username:<10} {account.role:<20} {shown}")
             else:
-                typer.echo("数据库中已有用户：未创建演示账号，也未重复导入演示数据。")
+                typer.echo(existing_users_hint(settings.database_url))
         else:
             created = ensure_admin(session, settings)
             if created is not None:
                 typer.echo(f"已创建管理员账号：{created.username}")
     app = create_app(settings, kb=kb, session_factory=factory)
     typer.echo(f"主检工作台：http://{host}:{port}/  （API 文档：http://{host}:{port}/docs）")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # Client addresses come from the connection; X-Forwarded-For only from ZHUJIAN_TRUSTED_PROXIES (the app reads
+    # it), never from uvicorn's default of trusting 127.0.0.1. The access log has no query strings.
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, log_config=uvicorn_log_config())
