@@ -127,6 +127,18 @@ def test_absolute_timeout_ends_even_an_active_session(web: Web) -> None:
     assert not _logged_in(client)
 
 
+def test_long_ended_sessions_are_dropped_at_the_next_login(web: Web) -> None:
+    client, _ = web
+    _login(client)
+    with session_scope(_factory(client)) as session:
+        session.execute(update(UserSession).values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=8)))
+    TestClient(client.app).get("/")  # nothing happens without a login
+    _login(TestClient(client.app))
+    with session_scope(_factory(client)) as session:
+        rows = session.scalars(select(UserSession)).all()
+    assert len(rows) == 1 and rows[0].expires_at > dt.datetime.now(dt.UTC)
+
+
 def test_the_database_holds_only_a_hash_of_the_session_token(web: Web) -> None:
     client, _ = web
     _login(client)

@@ -185,6 +185,17 @@ def test_throttle_state_is_shared_by_worker_processes_and_stores_no_typed_name(b
     assert {r.scope for r in rows} == {"account", "address"}
 
 
+def test_forgotten_counters_are_dropped_at_a_successful_login(bench: Bench) -> None:
+    client = bench.client("10.1.1.1")
+    for n in range(3):
+        _token(bench.client(f"198.51.100.{n + 1}"), f"user{n:02d}", "x" * 12)
+    bench.clock.advance(2 * 24 * 3600)  # two days later
+    assert _token(client, "chief", PASSWORD).status_code == 200
+    with bench.factory() as session:
+        rows = session.scalars(select(LoginThrottleEntry)).all()
+    assert [r.scope for r in rows] == ["known"], "only this login's own record stays"
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_concurrent_failures_are_all_counted(backend: str, request: pytest.FixtureRequest, kb: KnowledgeBase) -> None:
     from db_testing import emptied

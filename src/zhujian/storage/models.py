@@ -266,7 +266,10 @@ class UserSession(Base):
     when `expires_at` (absolute timeout) has passed or it was not seen for the idle timeout."""
 
     __tablename__ = "user_sessions"
-    __table_args__ = (Index("ix_user_sessions_user", "user_id", "revoked_at"),)
+    __table_args__ = (
+        Index("ix_user_sessions_user", "user_id", "revoked_at"),
+        Index("ix_user_sessions_expires", "expires_at"),  # pruning of ended sessions
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -287,6 +290,7 @@ class LoginThrottleEntry(Base):
     __table_args__ = (
         UniqueConstraint("scope", "key_hash", name="uq_login_throttle_scope_key"),
         CheckConstraint("scope IN ('account', 'address', 'known')", name="scope"),
+        Index("ix_login_throttle_updated", "updated_at"),  # pruning of forgotten counters
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -13,7 +13,7 @@ import re
 from typing import Any, Literal
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,8 @@ from zhujian.storage.security import (
 from zhujian.storage.values import Actor, UserSummary
 
 MIN_PASSWORD_LENGTH = MIN_ADMIN_PASSWORD_LENGTH
+SESSION_RETENTION = dt.timedelta(days=7)
+KNOWN_LOGIN_RETENTION = dt.timedelta(days=30)
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
 
 
@@ -231,6 +233,8 @@ def create_session(
 ) -> None:
     """Store a new browser session (`token_hash`: SHA-256 of the cookie's random token) ending after `lifetime`."""
     moment = now or utc_now()
+    # Ended sessions are kept a while for inspection, then dropped, so the table does not grow with every login.
+    session.execute(delete(UserSession).where(UserSession.expires_at < moment - SESSION_RETENTION))
     session.add(
         UserSession(
             token_hash=token_hash, user_id=user_id, created_at=moment, last_seen_at=moment, expires_at=moment + lifetime
@@ -360,8 +364,21 @@ def clear_throttle(session: Session, scope: ThrottleScope, key_hash: str) -> Non
 
 
 def remember_login(session: Session, key_hash: str, *, now: dt.datetime | None = None) -> None:
-    """Note a successful login of an (account, address) pair ('known' counter)."""
+    """Note a successful login of an (account, address) pair ('known' counter), and drop counters nobody needs any
+    more (failure counters idle for a day and not delaying anyone, known pairs older than the retention)."""
     moment = now or utc_now()
+    session.execute(
+        delete(LoginThrottleEntry).where(
+            LoginThrottleEntry.scope != "known",
+            LoginThrottleEntry.updated_at < moment - dt.timedelta(days=1),
+            (LoginThrottleEntry.blocked_until.is_(None)) | (LoginThrottleEntry.blocked_until < moment),
+        )
+    )
+    session.execute(
+        delete(LoginThrottleEntry).where(
+            LoginThrottleEntry.scope == "known", LoginThrottleEntry.updated_at < moment - KNOWN_LOGIN_RETENTION
+        )
+    )
     where = (LoginThrottleEntry.scope == "known", LoginThrottleEntry.key_hash == key_hash)
     done = session.execute(update(LoginThrottleEntry).where(*where).values(updated_at=moment))
     if not getattr(done, "rowcount", 0):

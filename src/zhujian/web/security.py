@@ -34,6 +34,7 @@ from zhujian.settings import Settings
 from zhujian.storage.db import session_scope
 from zhujian.storage.models import utc_now
 from zhujian.storage.users import (
+    KNOWN_LOGIN_RETENTION,
     account_exists,
     authenticate,
     clear_throttle,
@@ -56,7 +57,7 @@ TOKEN_ALGORITHM = "HS256"
 TOKEN_AUDIENCE = "zhujian-api"
 THROTTLE_WINDOW = dt.timedelta(minutes=15)
 # A successful login from an address within this period exempts that address from the account's delay.
-KNOWN_ADDRESS_PERIOD = dt.timedelta(days=30)
+KNOWN_ADDRESS_PERIOD = KNOWN_LOGIN_RETENTION
 
 
 @dataclass(frozen=True, slots=True)

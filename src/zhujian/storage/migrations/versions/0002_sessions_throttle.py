@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_user_sessions_token_hash")),
     )
     op.create_index("ix_user_sessions_user", "user_sessions", ["user_id", "revoked_at"])
+    op.create_index("ix_user_sessions_expires", "user_sessions", ["expires_at"])
     op.create_table(
         "login_throttle",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -51,9 +52,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_login_throttle")),
         sa.UniqueConstraint("scope", "key_hash", name="uq_login_throttle_scope_key"),
     )
+    op.create_index("ix_login_throttle_updated", "login_throttle", ["updated_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_login_throttle_updated", table_name="login_throttle")
     op.drop_table("login_throttle")
+    op.drop_index("ix_user_sessions_expires", table_name="user_sessions")
     op.drop_index("ix_user_sessions_user", table_name="user_sessions")
     op.drop_table("user_sessions")
