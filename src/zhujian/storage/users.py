@@ -244,31 +244,26 @@ def create_session(
 
 
 def session_actor(
-    session: Session,
-    token_hash: str,
-    *,
-    idle_timeout: dt.timedelta,
-    touch_after: dt.timedelta = dt.timedelta(seconds=60),
-    now: dt.datetime | None = None,
-) -> Actor | None:
-    """The actor of a live session: not revoked, before its absolute expiry, seen within `idle_timeout`, user
-    active. `last_seen_at` is written at most once per `touch_after`, so reading pages does not write every time."""
+    session: Session, token_hash: str, *, idle_timeout: dt.timedelta, now: dt.datetime | None = None
+) -> tuple[Actor, dt.datetime] | None:
+    """The actor of a live session and when it was last seen: not revoked, before its absolute expiry, seen within
+    `idle_timeout`, user active; else None. Reads only: see `touch_session`."""
     moment = now or utc_now()
     row = session.scalars(select(UserSession).where(UserSession.token_hash == token_hash)).one_or_none()
     if row is None or row.revoked_at is not None or row.expires_at <= moment:
         return None
     if moment - row.last_seen_at > idle_timeout:
-        row.revoked_at = moment
-        row.revoked_reason = "idle"
-        session.flush()
         return None
     actor = get_actor(session, row.user_id)
-    if actor is None:
-        return None
-    if moment - row.last_seen_at >= touch_after:
-        row.last_seen_at = moment
-        session.flush()
-    return actor
+    return None if actor is None else (actor, row.last_seen_at)
+
+
+def touch_session(session: Session, token_hash: str, *, now: dt.datetime | None = None) -> None:
+    """Record activity on a session (the caller does it at most about once a minute, in a short transaction of its
+    own, so that reading a page never holds a write lock while the page is built)."""
+    session.execute(
+        update(UserSession).where(UserSession.token_hash == token_hash).values(last_seen_at=now or utc_now())
+    )
 
 
 def revoke_session(session: Session, token_hash: str, *, reason: str = "logout") -> bool:

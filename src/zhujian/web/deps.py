@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -11,9 +12,11 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhujian.kb.loader import KnowledgeBase
+from zhujian.storage.db import session_scope
 from zhujian.storage.errors import PermissionDenied
+from zhujian.storage.models import utc_now
 from zhujian.storage.permissions import Action, role_can
-from zhujian.storage.users import get_actor, session_actor
+from zhujian.storage.users import get_actor, session_actor, touch_session
 from zhujian.storage.values import Actor
 from zhujian.web.errors import LoginRequired, csrf_failed, not_authenticated
 from zhujian.web.security import (
@@ -26,6 +29,9 @@ from zhujian.web.security import (
     token_hash,
     tokens_match,
 )
+
+# Last-seen times are written at most this often per session: reading pages should not write every time.
+SESSION_TOUCH_INTERVAL = dt.timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +92,14 @@ def page_user(request: Request, session: DbSession) -> PageUser:
     signer: SessionSigner = request.app.state.signer
     policy: SessionPolicy = request.app.state.session_policy
     token = signer.read_session_token(request.cookies.get(SESSION_COOKIE), policy.max_age)
-    actor = session_actor(session, token_hash(token), idle_timeout=policy.idle_timeout) if token else None
-    if token is None or actor is None:
+    live = session_actor(session, token_hash(token), idle_timeout=policy.idle_timeout) if token else None
+    if token is None or live is None:
         raise LoginRequired()
+    actor, last_seen = live
+    now = utc_now()
+    if now - last_seen >= SESSION_TOUCH_INTERVAL:
+        with session_scope(web_state(request).session_factory) as own:
+            touch_session(own, token_hash(token), now=now)
     request.state.username = actor.username
     return PageUser(actor=actor, csrf_token=signer.csrf_token(token), session_token=token)
 
