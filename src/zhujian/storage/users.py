@@ -328,22 +328,31 @@ def record_throttle_failure(
     lock on PostgreSQL, the write lock on SQLite). A counter whose last failure is older than `window` starts over.
     """
     moment = now or utc_now()
+    cutoff = moment - window
     where = (LoginThrottleEntry.scope == scope, LoginThrottleEntry.key_hash == key_hash)
-    recent = session.execute(
-        update(LoginThrottleEntry)
-        .where(*where, LoginThrottleEntry.updated_at >= moment - window)
-        .values(failures=LoginThrottleEntry.failures + 1, updated_at=moment)
-    )
-    if not getattr(recent, "rowcount", 0):
-        stale = session.execute(update(LoginThrottleEntry).where(*where).values(failures=1, updated_at=moment))
-        if not getattr(stale, "rowcount", 0):
-            try:
-                with session.begin_nested():
-                    session.add(LoginThrottleEntry(scope=scope, key_hash=key_hash, failures=1, updated_at=moment))
-            except IntegrityError:  # another worker inserted the same counter first: count on it
-                session.execute(
-                    update(LoginThrottleEntry).where(*where).values(failures=LoginThrottleEntry.failures + 1)
-                )
+    for _ in range(3):
+        recent = session.execute(
+            update(LoginThrottleEntry)
+            .where(*where, LoginThrottleEntry.updated_at >= cutoff)
+            .values(failures=LoginThrottleEntry.failures + 1, updated_at=moment)
+        )
+        if getattr(recent, "rowcount", 0):
+            break
+        # Only a counter that is really stale starts over: a row another worker has just created or counted is
+        # recent and was matched above (each statement sees what was committed before it on PostgreSQL).
+        stale = session.execute(
+            update(LoginThrottleEntry)
+            .where(*where, LoginThrottleEntry.updated_at < cutoff)
+            .values(failures=1, updated_at=moment)
+        )
+        if getattr(stale, "rowcount", 0):
+            break
+        try:
+            with session.begin_nested():
+                session.add(LoginThrottleEntry(scope=scope, key_hash=key_hash, failures=1, updated_at=moment))
+            break
+        except IntegrityError:  # another worker created the counter first: count on it
+            continue
     failures = int(session.scalar(select(LoginThrottleEntry.failures).where(*where)) or 1)
     delay = throttle_delay(failures, free_failures, max_delay)
     session.execute(update(LoginThrottleEntry).where(*where).values(blocked_until=moment + delay if delay else None))
