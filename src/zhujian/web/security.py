@@ -35,6 +35,7 @@ from zhujian.storage.db import session_scope
 from zhujian.storage.models import utc_now
 from zhujian.storage.users import (
     KNOWN_LOGIN_RETENTION,
+    ThrottleScope,
     account_exists,
     authenticate,
     clear_throttle,
@@ -256,16 +257,16 @@ class LoginThrottle:
     def record_failure(self, username: str, client: str) -> None:
         account, address, _ = self._keys(username, client)
         now = self.clock()
-        p = self.policy
+        policy = self.policy
+        counters: tuple[tuple[ThrottleScope, str, int], ...] = (
+            ("account", account, policy.account_failures),
+            ("address", address, policy.address_failures),
+        )
         with session_scope(self._factory) as session:
-            record_throttle_failure(
-                session, "account", account, free_failures=p.account_failures, max_delay=p.max_delay, window=p.window,
-                now=now,
-            )
-            record_throttle_failure(
-                session, "address", address, free_failures=p.address_failures, max_delay=p.max_delay, window=p.window,
-                now=now,
-            )
+            for scope, key, free in counters:
+                record_throttle_failure(
+                    session, scope, key, free_failures=free, max_delay=policy.max_delay, window=policy.window, now=now
+                )
 
     def reset(self, session: Session, username: str, client: str) -> None:
         """A successful login: the account's counter starts over and the address becomes known for the account.
