@@ -101,6 +101,25 @@ def test_password_change_and_deactivation_end_the_users_sessions(
     assert reasons == {team.chief.user_id: reason, team.reviewer.user_id: None}
 
 
+@pytest.mark.parametrize("change", [{"password": "a brand new password"}, {"active": False}])
+def test_password_change_and_deactivation_end_the_users_api_tokens(web: Web, change: dict[str, Any]) -> None:
+    client, team = web
+
+    def token(username: str, password: str = PASSWORD) -> dict[str, str]:
+        answer = client.post("/api/auth/token", json={"username": username, "password": password})
+        assert answer.status_code == 200, answer.text
+        return {"Authorization": "Bearer " + answer.json()["access_token"]}
+
+    chief, reviewer = token("chief"), token("reviewer")
+    assert client.get("/api/worklist", headers=chief).status_code == 200
+    with session_scope(_factory(client)) as session:
+        update_user(session, team.chief.user_id, actor=team.admin, hasher=FAST_HASHER, **change)
+    assert client.get("/api/worklist", headers=chief).status_code == 401, "the token from before the change is dead"
+    assert client.get("/api/worklist", headers=reviewer).status_code == 200
+    if "password" in change:
+        assert client.get("/api/worklist", headers=token("chief", change["password"])).status_code == 200
+
+
 def test_idle_timeout_is_enforced_by_the_server(web: Web) -> None:
     client, _ = web
     _login(client)

@@ -188,8 +188,10 @@ def update_user(
     user.updated_at = utc_now()
     session.flush()
     if password_changed or active is False:
-        # A stolen or shared cookie must not outlive the password it was obtained with, nor the account.
+        # A stolen or shared cookie or API token must not outlive the password it was obtained with, nor the account.
         revoke_user_sessions(session, user.id, reason="password_changed" if password_changed else "deactivated")
+        user.token_version += 1
+        session.flush()
     after = {**_audit_view(user), "password_changed": password_changed}
     append_audit(
         session, actor=actor, action="user.update", object_type="user", object_id=user.id, before=before, after=after
@@ -221,6 +223,19 @@ def get_actor(session: Session, user_id: int) -> Actor | None:
     """The actor of an active user id (e.g. from a session cookie), or None."""
     user = session.get(User, user_id)
     if user is None or not user.active:
+        return None
+    return Actor(user.id, user.username, user.role, user.display_name)
+
+
+def token_version(session: Session, user_id: int) -> int:
+    """The API token version of a user, to put into a new token."""
+    return int(session.scalar(select(User.token_version).where(User.id == user_id)) or 0)
+
+
+def token_actor(session: Session, user_id: int, version: int) -> Actor | None:
+    """The actor of an API token: the user is active and the token's version is the user's current one."""
+    user = session.get(User, user_id)
+    if user is None or not user.active or user.token_version != version:
         return None
     return Actor(user.id, user.username, user.role, user.display_name)
 

@@ -33,7 +33,7 @@ from zhujian.web.schemas import (
     WorklistItem,
     WorklistPage,
 )
-from zhujian.web.security import attempt_login, create_api_token
+from zhujian.web.security import attempt_login, issue_api_token
 
 logger = logging.getLogger("zhujian.web.api")
 router = APIRouter(prefix="/api")
@@ -45,7 +45,7 @@ def issue_token(body: TokenRequest, request: Request, session: DbSession, state:
     actor = attempt_login(request, session, body.username, body.password, channel="API")
     if actor is None:
         raise WebError(401, "invalid_credentials", "用户名或密码错误", {"WWW-Authenticate": "Bearer"})
-    token, expires = create_api_token(state.secret_key, actor.user_id)
+    token, expires = issue_api_token(session, state.secret_key, actor.user_id)
     logger.info("API token issued to user %s", actor.username)
     return TokenResponse(access_token=token, expires_at=expires, username=actor.username, role=actor.role)
 

@@ -16,7 +16,7 @@ from zhujian.storage.db import session_scope
 from zhujian.storage.errors import PermissionDenied
 from zhujian.storage.models import utc_now
 from zhujian.storage.permissions import Action, role_can
-from zhujian.storage.users import get_actor, session_actor, touch_session
+from zhujian.storage.users import session_actor, token_actor, touch_session
 from zhujian.storage.values import Actor
 from zhujian.web.errors import LoginRequired, csrf_failed, not_authenticated
 from zhujian.web.security import (
@@ -60,13 +60,14 @@ State = Annotated[WebState, Depends(web_state)]
 
 
 def api_actor(request: Request, session: DbSession, state: State) -> Actor:
-    """The user of a bearer token (`Authorization: Bearer ...`); the API does not read cookies."""
+    """The user of a bearer token (`Authorization: Bearer ...`) that was issued after the user's last password
+    change or deactivation; the API does not read cookies."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise not_authenticated()
-    user_id = read_api_token(state.secret_key, token.strip())
-    actor = get_actor(session, user_id) if user_id is not None else None
+    claims = read_api_token(state.secret_key, token.strip())
+    actor = token_actor(session, *claims) if claims is not None else None
     if actor is None:
         raise not_authenticated()
     request.state.username = actor.username

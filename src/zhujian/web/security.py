@@ -43,6 +43,7 @@ from zhujian.storage.users import (
     record_throttle_failure,
     remember_login,
     throttle_blocked_until,
+    token_version,
 )
 from zhujian.storage.values import Actor
 from zhujian.web.errors import WebError
@@ -130,22 +131,31 @@ def tokens_match(expected: str | None, given: str | None) -> bool:
     return bool(expected) and bool(given) and secrets.compare_digest(str(expected), str(given))
 
 
-def create_api_token(secret_key: str, user_id: int, *, now: dt.datetime | None = None) -> tuple[str, dt.datetime]:
-    """A bearer token for `user_id` and its expiry time (UTC)."""
+def create_api_token(
+    secret_key: str, user_id: int, *, version: int = 0, now: dt.datetime | None = None
+) -> tuple[str, dt.datetime]:
+    """A bearer token for `user_id` (at the user's token `version`) and its expiry time (UTC)."""
     issued = now or dt.datetime.now(dt.UTC)
     expires = issued + TOKEN_LIFETIME
-    claims = {"sub": str(user_id), "iat": issued, "exp": expires, "aud": TOKEN_AUDIENCE}
+    claims = {"sub": str(user_id), "ver": version, "iat": issued, "exp": expires, "aud": TOKEN_AUDIENCE}
     return jwt.encode(claims, secret_key, algorithm=TOKEN_ALGORITHM), expires
 
 
-def read_api_token(secret_key: str, token: str) -> int | None:
-    """The user id of a valid, unexpired token, else None."""
+def issue_api_token(session: Session, secret_key: str, user_id: int) -> tuple[str, dt.datetime]:
+    """A bearer token at the user's current token version (a password change or deactivation raises it)."""
+    return create_api_token(secret_key, user_id, version=token_version(session, user_id))
+
+
+def read_api_token(secret_key: str, token: str) -> tuple[int, int] | None:
+    """(user id, token version) of a valid, unexpired token, else None."""
     try:
         claims = jwt.decode(token, secret_key, algorithms=[TOKEN_ALGORITHM], audience=TOKEN_AUDIENCE)
     except jwt.PyJWTError:
         return None
-    subject = claims.get("sub")
-    return int(subject) if isinstance(subject, str) and subject.isdigit() else None
+    subject, version = claims.get("sub"), claims.get("ver", 0)
+    if not (isinstance(subject, str) and subject.isdigit()) or type(version) is not int:
+        return None
+    return int(subject), version
 
 
 # ------------------------------------------------------------------------------------------------ client address

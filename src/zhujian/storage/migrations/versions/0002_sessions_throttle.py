@@ -1,4 +1,5 @@
-"""Server-side browser sessions (revocable) and the login throttle shared by all worker processes.
+"""Server-side browser sessions (revocable), API token versions (a password change ends old tokens) and the login
+throttle shared by all worker processes.
 
 Revision ID: 0002
 Revises: 0001
@@ -24,6 +25,7 @@ def _utc(name: str, nullable: bool = False) -> sa.Column[Any]:
 
 
 def upgrade() -> None:
+    op.add_column("users", sa.Column("token_version", sa.Integer(), nullable=False, server_default="0"))
     op.create_table(
         "user_sessions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -61,3 +63,4 @@ def downgrade() -> None:
     op.drop_index("ix_user_sessions_expires", table_name="user_sessions")
     op.drop_index("ix_user_sessions_user", table_name="user_sessions")
     op.drop_table("user_sessions")
+    op.drop_column("users", "token_version")
