@@ -7,6 +7,7 @@ mode, and the first administrator is only created when its password is given.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from typing import Any, Literal
 
@@ -83,6 +84,56 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds between two anchors of the audit chain head while the workbench runs (default 300).",
     )
+    session_idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=24 * 60,
+        description="A browser session ends after this many minutes without a request (idle timeout).",
+    )
+    session_max_hours: float = Field(
+        default=12,
+        gt=0,
+        le=7 * 24,
+        description="A browser session ends this many hours after login, however active (absolute timeout).",
+    )
+    cookie_secure: bool | None = Field(
+        default=None,
+        description=(
+            "Mark cookies `Secure` (sent over HTTPS only): 'true', 'false', or unset to decide per request (HTTPS "
+            "seen directly or in X-Forwarded-Proto from a trusted proxy)."
+        ),
+    )
+    trusted_proxies: str = Field(
+        default="",
+        max_length=4000,
+        description=(
+            "Comma-separated addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For / "
+            "X-Forwarded-Proto headers are believed. Empty (default): the headers are ignored."
+        ),
+    )
+    login_account_failures: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description=(
+            "Failed logins for one account (from any address) before each further failure delays the next try "
+            "(2 s, 4 s, 8 s … up to ZHUJIAN_LOGIN_MAX_DELAY_SECONDS)."
+        ),
+    )
+    login_address_failures: int = Field(
+        default=30,
+        ge=1,
+        le=100000,
+        description="Failed logins from one client address, across all user names, before its tries are delayed.",
+    )
+    login_max_delay_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=24 * 3600,
+        description=(
+            "The longest delay login throttling imposes; counters are forgotten 15 minutes after the last failure."
+        ),
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -112,6 +163,22 @@ class Settings(BaseSettings):
         if self.audit_anchor_key is not None:
             return self.audit_anchor_key.get_secret_value()
         return self.secret_key.get_secret_value() if self.secret_key is not None else None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"ZHUJIAN_TRUSTED_PROXIES: not an address or network: {part.strip()!r}") from None
+        return value
+
+    @property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        parts = [p.strip() for p in self.trusted_proxies.split(",")]
+        return tuple(ipaddress.ip_network(p, strict=False) for p in parts if p)
 
     @property
     def is_development(self) -> bool:

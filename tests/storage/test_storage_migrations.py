@@ -18,17 +18,9 @@ from zhujian.storage.migrate import (
 )
 from zhujian.storage.models import Base
 
-TABLES = {
-    "users",
-    "persons",
-    "person_identities",
-    "visits",
-    "raw_records",
-    "reports",
-    "report_versions",
-    "audit_log",
-    "audit_anchors",
-}
+TABLES = {"users", "persons", "person_identities", "visits", "raw_records", "reports", "report_versions", "audit_log"}
+TABLES |= {"user_sessions", "login_throttle"}  # 0002: server-side sessions and the login throttle
+TABLES |= {"audit_anchors"}  # 0003: anchors of the audit chain head
 
 
 def _tables(url: str) -> set[str]:
@@ -44,7 +36,7 @@ def test_upgrade_from_empty_to_head_and_downgrade_to_base(empty_database_url: st
     assert _tables(empty_database_url) == set()
 
     upgrade_database(empty_database_url)
-    assert current_revision(empty_database_url) == head_revision()
+    assert current_revision(empty_database_url) == head_revision() is not None
     assert _tables(empty_database_url) == TABLES | {"alembic_version"}
 
     downgrade_database(empty_database_url, "base")

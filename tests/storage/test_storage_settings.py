@@ -13,6 +13,13 @@ ALL_VARIABLES = (
     "ZHUJIAN_ADMIN_USERNAME",
     "ZHUJIAN_ADMIN_PASSWORD",
     "ZHUJIAN_SECRET_KEY",
+    "ZHUJIAN_SESSION_IDLE_MINUTES",
+    "ZHUJIAN_SESSION_MAX_HOURS",
+    "ZHUJIAN_COOKIE_SECURE",
+    "ZHUJIAN_TRUSTED_PROXIES",
+    "ZHUJIAN_LOGIN_ACCOUNT_FAILURES",
+    "ZHUJIAN_LOGIN_ADDRESS_FAILURES",
+    "ZHUJIAN_LOGIN_MAX_DELAY_SECONDS",
 )
 
 
@@ -60,6 +67,7 @@ def test_development_gets_a_random_key_per_process(monkeypatch: pytest.MonkeyPat
         ("secret_key", "too short", "at least 32"),
         ("admin_password", "short", "at least 12"),
         ("env", "staging", "production"),
+        ("trusted_proxies", "10.0.0.1, proxy.example", "not an address or network: 'proxy.example'"),
     ],
 )
 def test_invalid_values_are_refused(field: str, value: str, message: str) -> None:

@@ -115,6 +115,9 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    # API tokens carry the value current when they were issued; a password change or a deactivation raises it, so
+    # every token issued before stops working at once.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Person(Base):
@@ -272,3 +275,45 @@ class AuditAnchor(Base):
     seq: Mapped[int] = mapped_column(Integer)
     head_hash: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str | None] = mapped_column(String(64))
+
+
+class UserSession(Base):
+    """A browser session. The cookie carries a random token; only its SHA-256 is stored, so a copy of the table
+    cannot be used to log in. Logout, a password change and a deactivation set `revoked_at`; a session is also over
+    when `expires_at` (absolute timeout) has passed or it was not seen for the idle timeout."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = (
+        Index("ix_user_sessions_user", "user_id", "revoked_at"),
+        Index("ix_user_sessions_expires", "expires_at"),  # pruning of ended sessions
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column()
+    last_seen_at: Mapped[dt.datetime] = mapped_column()
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+    revoked_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class LoginThrottleEntry(Base):
+    """Failed-login counter of one account or one client address, shared by every worker process, and the
+    (account, address) pairs that logged in successfully ('known'). `key_hash` is a keyed hash of the user name or
+    address: what people typed into the user-name field is never stored."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (
+        UniqueConstraint("scope", "key_hash", name="uq_login_throttle_scope_key"),
+        CheckConstraint("scope IN ('account', 'address', 'known')", name="scope"),
+        Index("ix_login_throttle_updated", "updated_at"),  # pruning of forgotten counters
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer)
+    # The last failure ('account', 'address') or the last successful login ('known': this account from this address).
+    updated_at: Mapped[dt.datetime] = mapped_column()
+    blocked_until: Mapped[dt.datetime | None] = mapped_column()

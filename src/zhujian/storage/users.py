@@ -1,21 +1,26 @@
-"""User accounts: the first administrator, creating and changing users, password login.
+"""User accounts: the first administrator, creating and changing users, password login, browser sessions and the
+failed-login counters.
 
-Users are never deleted (audit entries and signatures point at them): deactivate them instead.
+Users are never deleted (audit entries and signatures point at them): deactivate them instead. Browser sessions and
+login-throttle counters live in the database so that every worker process sees the same state; a password change
+or a deactivation revokes all of the user's sessions.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from typing import Any
+from typing import Any, Literal
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from zhujian.settings import MIN_ADMIN_PASSWORD_LENGTH, Settings
 from zhujian.storage.audit import append_audit
 from zhujian.storage.errors import InvalidUserData, NotFound, UserExists
-from zhujian.storage.models import User, utc_now
+from zhujian.storage.models import LoginThrottleEntry, User, UserSession, utc_now
 from zhujian.storage.permissions import ROLES, authorize
 from zhujian.storage.security import (
     hash_password,
@@ -26,6 +31,8 @@ from zhujian.storage.security import (
 from zhujian.storage.values import Actor, UserSummary
 
 MIN_PASSWORD_LENGTH = MIN_ADMIN_PASSWORD_LENGTH
+SESSION_RETENTION = dt.timedelta(days=7)
+KNOWN_LOGIN_RETENTION = dt.timedelta(days=30)
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
 
 
@@ -180,6 +187,11 @@ def update_user(
         user.password_hash = hash_password(password, hasher)
     user.updated_at = utc_now()
     session.flush()
+    if password_changed or active is False:
+        # A stolen or shared cookie or API token must not outlive the password it was obtained with, nor the account.
+        revoke_user_sessions(session, user.id, reason="password_changed" if password_changed else "deactivated")
+        user.token_version += 1
+        session.flush()
     after = {**_audit_view(user), "password_changed": password_changed}
     append_audit(
         session, actor=actor, action="user.update", object_type="user", object_id=user.id, before=before, after=after
@@ -213,3 +225,199 @@ def get_actor(session: Session, user_id: int) -> Actor | None:
     if user is None or not user.active:
         return None
     return Actor(user.id, user.username, user.role, user.display_name)
+
+
+def token_version(session: Session, user_id: int) -> int:
+    """The API token version of a user, to put into a new token."""
+    return int(session.scalar(select(User.token_version).where(User.id == user_id)) or 0)
+
+
+def token_actor(session: Session, user_id: int, version: int) -> Actor | None:
+    """The actor of an API token: the user is active and the token's version is the user's current one."""
+    user = session.get(User, user_id)
+    if user is None or not user.active or user.token_version != version:
+        return None
+    return Actor(user.id, user.username, user.role, user.display_name)
+
+
+# ------------------------------------------------------------------------------------------------ browser sessions
+
+
+def create_session(
+    session: Session, *, user_id: int, token_hash: str, lifetime: dt.timedelta, now: dt.datetime | None = None
+) -> None:
+    """Store a new browser session (`token_hash`: SHA-256 of the cookie's random token) ending after `lifetime`."""
+    moment = now or utc_now()
+    # Ended sessions are kept a while for inspection, then dropped, so the table does not grow with every login.
+    session.execute(delete(UserSession).where(UserSession.expires_at < moment - SESSION_RETENTION))
+    session.add(
+        UserSession(
+            token_hash=token_hash, user_id=user_id, created_at=moment, last_seen_at=moment, expires_at=moment + lifetime
+        )
+    )
+    session.flush()
+
+
+def session_actor(
+    session: Session, token_hash: str, *, idle_timeout: dt.timedelta, now: dt.datetime | None = None
+) -> tuple[Actor, dt.datetime] | None:
+    """The actor of a live session and when it was last seen: not revoked, before its absolute expiry, seen within
+    `idle_timeout`, user active; else None. Reads only: see `touch_session`."""
+    moment = now or utc_now()
+    row = session.scalars(select(UserSession).where(UserSession.token_hash == token_hash)).one_or_none()
+    if row is None or row.revoked_at is not None or row.expires_at <= moment:
+        return None
+    if moment - row.last_seen_at > idle_timeout:
+        return None
+    actor = get_actor(session, row.user_id)
+    return None if actor is None else (actor, row.last_seen_at)
+
+
+def touch_session(session: Session, token_hash: str, *, now: dt.datetime | None = None) -> None:
+    """Record activity on a session (the caller does it at most about once a minute, in a short transaction of its
+    own, so that reading a page never holds a write lock while the page is built)."""
+    session.execute(
+        update(UserSession).where(UserSession.token_hash == token_hash).values(last_seen_at=now or utc_now())
+    )
+
+
+def revoke_session(session: Session, token_hash: str, *, reason: str = "logout") -> bool:
+    """End one session; True when a live session was ended."""
+    result = session.execute(
+        update(UserSession)
+        .where(UserSession.token_hash == token_hash, UserSession.revoked_at.is_(None))
+        .values(revoked_at=utc_now(), revoked_reason=reason)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def revoke_user_sessions(session: Session, user_id: int, *, reason: str) -> int:
+    """End every live session of a user; the number ended."""
+    result = session.execute(
+        update(UserSession)
+        .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=utc_now(), revoked_reason=reason)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+# ------------------------------------------------------------------------------------------------ login throttle
+
+ThrottleScope = Literal["account", "address", "known"]
+
+
+def throttle_blocked_until(
+    session: Session, scope: ThrottleScope, key_hash: str, *, now: dt.datetime | None = None
+) -> dt.datetime | None:
+    """When the counter `(scope, key_hash)` allows the next try, if that is in the future; else None."""
+    moment = now or utc_now()
+    blocked = session.scalar(
+        select(LoginThrottleEntry.blocked_until).where(
+            LoginThrottleEntry.scope == scope, LoginThrottleEntry.key_hash == key_hash
+        )
+    )
+    return blocked if blocked is not None and blocked > moment else None
+
+
+def throttle_delay(failures: int, free_failures: int, max_delay: dt.timedelta) -> dt.timedelta:
+    """Delay after the `failures`-th failure: none up to `free_failures`, then 2 s, 4 s, 8 s … capped."""
+    excess = failures - free_failures
+    if excess <= 0:
+        return dt.timedelta(0)
+    return min(max_delay, dt.timedelta(seconds=2 ** min(excess, 30)))
+
+
+def record_throttle_failure(
+    session: Session,
+    scope: ThrottleScope,
+    key_hash: str,
+    *,
+    free_failures: int,
+    max_delay: dt.timedelta,
+    window: dt.timedelta,
+    now: dt.datetime | None = None,
+) -> int:
+    """Count one failure for `(scope, key_hash)` and set its delay; returns the failure count in the window.
+
+    The counter is incremented by an UPDATE before it is read, so concurrent workers never lose a failure (the row
+    lock on PostgreSQL, the write lock on SQLite). A counter whose last failure is older than `window` starts over.
+    """
+    moment = now or utc_now()
+    cutoff = moment - window
+    where = (LoginThrottleEntry.scope == scope, LoginThrottleEntry.key_hash == key_hash)
+    for _ in range(3):
+        recent = session.execute(
+            update(LoginThrottleEntry)
+            .where(*where, LoginThrottleEntry.updated_at >= cutoff)
+            .values(failures=LoginThrottleEntry.failures + 1, updated_at=moment)
+        )
+        if getattr(recent, "rowcount", 0):
+            break
+        # Only a counter that is really stale starts over: a row another worker has just created or counted is
+        # recent and was matched above (each statement sees what was committed before it on PostgreSQL).
+        stale = session.execute(
+            update(LoginThrottleEntry)
+            .where(*where, LoginThrottleEntry.updated_at < cutoff)
+            .values(failures=1, updated_at=moment)
+        )
+        if getattr(stale, "rowcount", 0):
+            break
+        try:
+            with session.begin_nested():
+                session.add(LoginThrottleEntry(scope=scope, key_hash=key_hash, failures=1, updated_at=moment))
+            break
+        except IntegrityError:  # another worker created the counter first: count on it
+            continue
+    failures = int(session.scalar(select(LoginThrottleEntry.failures).where(*where)) or 1)
+    delay = throttle_delay(failures, free_failures, max_delay)
+    session.execute(update(LoginThrottleEntry).where(*where).values(blocked_until=moment + delay if delay else None))
+    return failures
+
+
+def clear_throttle(session: Session, scope: ThrottleScope, key_hash: str) -> None:
+    session.execute(
+        update(LoginThrottleEntry)
+        .where(LoginThrottleEntry.scope == scope, LoginThrottleEntry.key_hash == key_hash)
+        .values(failures=0, blocked_until=None)
+    )
+
+
+def remember_login(session: Session, key_hash: str, *, now: dt.datetime | None = None) -> None:
+    """Note a successful login of an (account, address) pair ('known' counter), and drop counters nobody needs any
+    more (failure counters idle for a day and not delaying anyone, known pairs older than the retention)."""
+    moment = now or utc_now()
+    session.execute(
+        delete(LoginThrottleEntry).where(
+            LoginThrottleEntry.scope != "known",
+            LoginThrottleEntry.updated_at < moment - dt.timedelta(days=1),
+            (LoginThrottleEntry.blocked_until.is_(None)) | (LoginThrottleEntry.blocked_until < moment),
+        )
+    )
+    session.execute(
+        delete(LoginThrottleEntry).where(
+            LoginThrottleEntry.scope == "known", LoginThrottleEntry.updated_at < moment - KNOWN_LOGIN_RETENTION
+        )
+    )
+    where = (LoginThrottleEntry.scope == "known", LoginThrottleEntry.key_hash == key_hash)
+    done = session.execute(update(LoginThrottleEntry).where(*where).values(updated_at=moment))
+    if not getattr(done, "rowcount", 0):
+        try:
+            with session.begin_nested():
+                session.add(LoginThrottleEntry(scope="known", key_hash=key_hash, failures=0, updated_at=moment))
+        except IntegrityError:  # remembered by a concurrent login
+            pass
+
+
+def login_known_since(session: Session, key_hash: str, *, since: dt.datetime) -> bool:
+    """Whether this (account, address) pair logged in successfully after `since`."""
+    last = session.scalar(
+        select(LoginThrottleEntry.updated_at).where(
+            LoginThrottleEntry.scope == "known", LoginThrottleEntry.key_hash == key_hash
+        )
+    )
+    return last is not None and last >= since
+
+
+def account_exists(session: Session, username: str) -> bool:
+    """Whether a user name belongs to an account (logs name existing accounts only, never what was typed)."""
+    return session.scalar(select(User.id).where(User.username == username.strip().lower())) is not None

@@ -14,7 +14,6 @@ from sqlalchemy import text
 from zhujian import __version__
 from zhujian.domain.record import Record
 from zhujian.storage import services
-from zhujian.storage.users import authenticate
 from zhujian.storage.values import LevelFilter
 from zhujian.web.deps import ApiActor, DbSession, State, require_web_permission
 from zhujian.web.errors import WebError
@@ -34,38 +33,19 @@ from zhujian.web.schemas import (
     WorklistItem,
     WorklistPage,
 )
-from zhujian.web.security import LoginThrottle, create_api_token
+from zhujian.web.security import attempt_login, issue_api_token
 
 logger = logging.getLogger("zhujian.web.api")
 router = APIRouter(prefix="/api")
 
 
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def check_throttle(throttle: LoginThrottle, username: str, client: str) -> None:
-    wait = throttle.retry_after(username, client)
-    if wait is not None:
-        minutes = max(1, (wait + 59) // 60)
-        raise WebError(
-            429, "too_many_attempts", f"登录失败次数过多，请 {minutes} 分钟后再试", {"Retry-After": str(wait)}
-        )
-
-
 @router.post("/auth/token", response_model=TokenResponse, tags=["auth"])
 def issue_token(body: TokenRequest, request: Request, session: DbSession, state: State) -> TokenResponse:
     """Exchange a user name and password for a bearer token (valid 8 hours)."""
-    throttle: LoginThrottle = request.app.state.throttle
-    client = client_address(request)
-    check_throttle(throttle, body.username, client)
-    actor = authenticate(session, body.username, body.password)
+    actor = attempt_login(request, session, body.username, body.password, channel="API")
     if actor is None:
-        throttle.record_failure(body.username, client)
-        logger.info("failed API login for user %s", body.username.strip().lower()[:64])
         raise WebError(401, "invalid_credentials", "用户名或密码错误", {"WWW-Authenticate": "Bearer"})
-    throttle.reset(body.username, client)
-    token, expires = create_api_token(state.secret_key, actor.user_id)
+    token, expires = issue_api_token(session, state.secret_key, actor.user_id)
     logger.info("API token issued to user %s", actor.username)
     return TokenResponse(access_token=token, expires_at=expires, username=actor.username, role=actor.role)
 

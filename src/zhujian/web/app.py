@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp
 
 from zhujian import __version__
 from zhujian.kb.loader import KnowledgeBase, default_kb
@@ -18,11 +19,20 @@ from zhujian.storage.db import create_session_factory, engine_from_settings
 from zhujian.web import api, group_pages, pages
 from zhujian.web.deps import WebState
 from zhujian.web.errors import install_error_handlers
-from zhujian.web.security import LoginThrottle, SessionSigner
+from zhujian.web.headers import SecurityHeadersMiddleware
+from zhujian.web.logging import install_access_log_filter
+from zhujian.web.security import LoginThrottle, SessionPolicy, SessionSigner, ThrottlePolicy
 
 
 def _package_dir() -> Path:
     return Path(str(resources.files("zhujian.web")))
+
+
+class Workbench(FastAPI):
+    """FastAPI with the security headers outermost, so that even the answer of an unhandled error carries them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeadersMiddleware(super().build_middleware_stack())
 
 
 def create_app(
@@ -40,14 +50,17 @@ def create_app(
     settings = settings or load_settings()
     secret_key = settings.require_secret_key()
     factory = session_factory or create_session_factory(engine_from_settings(settings))
-    app = FastAPI(
+    app = Workbench(
         title="zhujian 主检工作台 API",
         version=__version__,
         description="主检报告的接收、审阅、修改、签署、审核与导出（PDF、FHIR）。所有写操作记入审计日志。",
     )
     app.state.web = WebState(session_factory=factory, kb=kb or default_kb(), secret_key=secret_key)
     app.state.signer = SessionSigner(secret_key)
-    app.state.throttle = throttle or LoginThrottle()
+    app.state.session_policy = SessionPolicy.from_settings(settings)
+    app.state.trusted_proxies = settings.proxy_networks
+    app.state.throttle = throttle or LoginThrottle(factory, secret_key, ThrottlePolicy.from_settings(settings))
+    install_access_log_filter()
     app.state.templates = Jinja2Templates(directory=str(_package_dir() / "templates"))
     install_error_handlers(app)
     app.include_router(api.router)

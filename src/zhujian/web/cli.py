@@ -3,6 +3,7 @@ Register with `app.command("serve")(serve_command)`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -21,6 +22,7 @@ def serve_command(
         typer.Option(
             "--demo",
             help="load demo records and create demo accounts with random passwords (printed once); "
+            "without ZHUJIAN_DATABASE_URL the demo uses its own zhujian-demo.db, re-created at every start; "
             "uses a throw-away secret key when ZHUJIAN_SECRET_KEY is not set",
         ),
     ] = False,
@@ -34,11 +36,15 @@ def serve_command(
     from zhujian.storage.migrate import upgrade_database
     from zhujian.storage.users import ensure_admin
     from zhujian.web.app import create_app
-    from zhujian.web.demo import set_up_demo
+    from zhujian.web.demo import DEMO_DATABASE_FILE, existing_users_hint, fresh_demo_database, set_up_demo
+    from zhujian.web.logging import uvicorn_log_config
 
     settings = load_settings()
     if demo and settings.secret_key is None:
         settings = settings.model_copy(update={"env": "development"})
+    if demo and "database_url" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"database_url": fresh_demo_database(Path.cwd())})
+        typer.echo(f"演示数据库：{DEMO_DATABASE_FILE}（每次 --demo 启动时重建）")
     try:
         settings.require_secret_key()
     except SettingsError as exc:
@@ -57,7 +63,7 @@ def serve_command(
                     shown = account.password if account.password else "（来自 ZHUJIAN_ADMIN_PASSWORD）"
                     typer.echo(f"  {account.username:<10} {account.role:<20} {shown}")
             else:
-                typer.echo("数据库中已有用户：未创建演示账号，也未重复导入演示数据。")
+                typer.echo(existing_users_hint(settings.database_url))
         else:
             created = ensure_admin(session, settings)
             if created is not None:
@@ -65,13 +71,14 @@ def serve_command(
     app = create_app(settings, kb=kb, session_factory=factory)
     _start_audit_anchoring(settings, factory)
     typer.echo(f"主检工作台：http://{host}:{port}/  （API 文档：http://{host}:{port}/docs）")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # Client addresses come from the connection; X-Forwarded-For only from ZHUJIAN_TRUSTED_PROXIES (the app reads
+    # it), never from uvicorn's default of trusting 127.0.0.1. The access log has no query strings.
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, log_config=uvicorn_log_config())
 
 
 def _start_audit_anchoring(settings: Settings, factory: sessionmaker[Session]) -> None:
     """Anchor the audit chain head every ZHUJIAN_AUDIT_ANCHOR_INTERVAL_S seconds while the workbench runs."""
     import logging
-    from pathlib import Path
 
     from zhujian.storage.integrity import AnchorKeeper
 

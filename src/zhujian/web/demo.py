@@ -1,6 +1,7 @@
 """Demo data for `zhujian serve --demo`: variants of the bundled example records (new visit and person ids, exam
 dates over the last weeks, some values changed so that the worklist shows every priority), and demo accounts
-with random passwords."""
+with random passwords. Without ZHUJIAN_DATABASE_URL the demo has its own SQLite file, `zhujian-demo.db`, made anew
+at every start, so every start prints working passwords and the real `zhujian.db` is never touched."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import copy
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,6 +29,35 @@ DEMO_USERS = (
     ("reviewer", "赵审核", "reviewing_physician"),
     ("auditor", "孙审计", "auditor"),
 )
+
+
+DEMO_DATABASE_FILE = "zhujian-demo.db"
+# SQLite's companion files: a stale WAL next to a new database file would be replayed into it.
+_SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def fresh_demo_database(directory: Path) -> str:
+    """The URL of the demo's own SQLite file in `directory`, after removing the previous demo database."""
+    path = directory / DEMO_DATABASE_FILE
+    for suffix in _SQLITE_SUFFIXES:
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+def existing_users_hint(database_url: str) -> str:
+    """What to do when `--demo` meets a database that already has users (no new passwords are made then)."""
+    return (
+        "数据库中已有用户：未创建演示账号，也未重复导入演示数据（已有账号的密码不会再次显示）。\n"
+        f"  如需新的演示账号：不设置 ZHUJIAN_DATABASE_URL 再运行 `zhujian serve --demo`（演示使用自己的 "
+        f"{DEMO_DATABASE_FILE}，每次启动重建），或删除/清空当前数据库（{_shown_url(database_url)}）后再运行。"
+    )
+
+
+def _shown_url(database_url: str) -> str:
+    # Never print a database password.
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url).render_as_string(hide_password=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -11,12 +12,26 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhujian.kb.loader import KnowledgeBase
+from zhujian.storage.db import session_scope
 from zhujian.storage.errors import PermissionDenied
+from zhujian.storage.models import utc_now
 from zhujian.storage.permissions import Action, role_can
-from zhujian.storage.users import get_actor
+from zhujian.storage.users import session_actor, token_actor, touch_session
 from zhujian.storage.values import Actor
 from zhujian.web.errors import LoginRequired, csrf_failed, not_authenticated
-from zhujian.web.security import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, BrowserSession, read_api_token, tokens_match
+from zhujian.web.security import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    SessionPolicy,
+    SessionSigner,
+    read_api_token,
+    token_hash,
+    tokens_match,
+)
+
+# Last-seen times are written at most this often per session: reading pages should not write every time.
+SESSION_TOUCH_INTERVAL = dt.timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +60,14 @@ State = Annotated[WebState, Depends(web_state)]
 
 
 def api_actor(request: Request, session: DbSession, state: State) -> Actor:
-    """The user of a bearer token (`Authorization: Bearer ...`); the API does not read cookies."""
+    """The user of a bearer token (`Authorization: Bearer ...`) that was issued after the user's last password
+    change or deactivation; the API does not read cookies."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise not_authenticated()
-    user_id = read_api_token(state.secret_key, token.strip())
-    actor = get_actor(session, user_id) if user_id is not None else None
+    claims = read_api_token(state.secret_key, token.strip())
+    actor = token_actor(session, *claims) if claims is not None else None
     if actor is None:
         raise not_authenticated()
     request.state.username = actor.username
@@ -61,29 +77,32 @@ def api_actor(request: Request, session: DbSession, state: State) -> Actor:
 ApiActor = Annotated[Actor, Depends(api_actor)]
 
 
-def browser_session(request: Request) -> BrowserSession | None:
-    signer = request.app.state.signer
-    found: BrowserSession | None = signer.read_session(request.cookies.get(SESSION_COOKIE))
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class PageUser:
     actor: Actor
     csrf_token: str
+    session_token: str
 
     def can(self, action: Action) -> bool:
         return role_can(self.actor.role, action)
 
 
 def page_user(request: Request, session: DbSession) -> PageUser:
-    """The logged-in user of a page; redirects to the login page when there is none."""
-    found = browser_session(request)
-    actor = get_actor(session, found.user_id) if found else None
-    if found is None or actor is None:
+    """The logged-in user of a page: a signed cookie naming a live server-side session (not revoked, not idle, not
+    past its absolute expiry) of an active user. Redirects to the login page when there is none."""
+    signer: SessionSigner = request.app.state.signer
+    policy: SessionPolicy = request.app.state.session_policy
+    token = signer.read_session_token(request.cookies.get(SESSION_COOKIE), policy.max_age)
+    live = session_actor(session, token_hash(token), idle_timeout=policy.idle_timeout) if token else None
+    if token is None or live is None:
         raise LoginRequired()
+    actor, last_seen = live
+    now = utc_now()
+    if now - last_seen >= SESSION_TOUCH_INTERVAL:
+        with session_scope(web_state(request).session_factory) as own:
+            touch_session(own, token_hash(token), now=now)
     request.state.username = actor.username
-    return PageUser(actor=actor, csrf_token=found.csrf_token)
+    return PageUser(actor=actor, csrf_token=signer.csrf_token(token), session_token=token)
 
 
 CurrentPageUser = Annotated[PageUser, Depends(page_user)]

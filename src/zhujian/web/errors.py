@@ -30,6 +30,7 @@ from zhujian.storage.errors import (
     UserExists,
     VersionConflict,
 )
+from zhujian.web.logging import safe_path
 
 logger = logging.getLogger("zhujian.web")
 
@@ -155,7 +156,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StorageError | PdfUnavailableError)
         status_code, code, details = _domain_answer(exc)
-        logger.info("request %s %s refused: %s", request.method, request.url.path, code)
+        logger.info("request %s %s refused: %s", request.method, safe_path(request.url.path), code)
         return error_response(request, status_code, code, str(exc), details=details)
 
     async def on_web_error(request: Request, exc: Exception) -> Response:
@@ -190,7 +191,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         # The traceback goes to the log; the client gets no internals (and the log gets no request body).
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        logger.exception("unhandled error on %s %s", request.method, safe_path(request.url.path))
         return error_response(request, 500, "internal_error", "服务器内部错误，请稍后重试或联系管理员")
 
     app.add_exception_handler(StorageError, on_domain_error)

@@ -19,9 +19,9 @@ from zhujian.storage.edits import (
     ReorderConclusions,
 )
 from zhujian.storage.permissions import ROLE_LABELS
-from zhujian.storage.users import authenticate
+from zhujian.storage.users import create_session, revoke_session
 from zhujian.storage.values import ReportDetail
-from zhujian.web.api import check_throttle, client_address, render_report_pdf
+from zhujian.web.api import render_report_pdf
 from zhujian.web.deps import CurrentPageUser, DbSession, PageUser, PostingPageUser, State, require_web_permission
 from zhujian.web.errors import WebError, csrf_failed
 from zhujian.web.report_views import (
@@ -37,7 +37,15 @@ from zhujian.web.report_views import (
     report_record,
     search_kb_conclusions,
 )
-from zhujian.web.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_SECONDS, tokens_match
+from zhujian.web.security import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    SessionPolicy,
+    attempt_login,
+    cookie_secure,
+    token_hash,
+    tokens_match,
+)
 
 logger = logging.getLogger("zhujian.web.pages")
 router = APIRouter(include_in_schema=False)
@@ -70,14 +78,23 @@ def _safe_next(target: str | None) -> str:
 # ------------------------------------------------------------------------------------------------ login
 
 
-@router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+def _login_form(request: Request, next_path: str, error: str | None, status_code: int = 200) -> HTMLResponse:
     token, cookie = request.app.state.signer.new_login_csrf()
     response = _render(
-        request, "login.html", {"csrf_token": token, "next": _safe_next(next), "error": None, "user": None}
+        request,
+        "login.html",
+        {"csrf_token": token, "next": _safe_next(next_path), "error": error, "user": None},
+        status_code=status_code,
     )
-    response.set_cookie(LOGIN_CSRF_COOKIE, cookie, max_age=3600, httponly=True, samesite="strict")
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, cookie, max_age=3600, httponly=True, samesite="strict", secure=cookie_secure(request)
+    )
     return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+    return _login_form(request, next or "/", None)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -92,39 +109,33 @@ def login(
     signer = request.app.state.signer
     if not tokens_match(signer.read_login_csrf(request.cookies.get(LOGIN_CSRF_COOKIE)), csrf_token):
         raise csrf_failed()
-    throttle = request.app.state.throttle
-    client = client_address(request)
-    check_throttle(throttle, username, client)
-    actor = authenticate(session, username, password)
+    actor = attempt_login(request, session, username, password, channel="page")
     if actor is None:
-        throttle.record_failure(username, client)
-        logger.info("failed page login for user %s", username.strip().lower()[:64])
-        token, cookie = signer.new_login_csrf()
-        response = _render(
-            request,
-            "login.html",
-            {"csrf_token": token, "next": _safe_next(next), "error": "用户名或密码错误", "user": None},
-            status_code=401,
-        )
-        response.set_cookie(LOGIN_CSRF_COOKIE, cookie, max_age=3600, httponly=True, samesite="strict")
-        return response
-    throttle.reset(username, client)
-    _, cookie = signer.new_session(actor.user_id)
+        return _login_form(request, next, "用户名或密码错误", status_code=401)
+    # A new random token at every login: a cookie planted before login (session fixation) is never promoted.
+    policy: SessionPolicy = request.app.state.session_policy
+    token, cookie = signer.new_session_token()
+    create_session(session, user_id=actor.user_id, token_hash=token_hash(token), lifetime=policy.max_age)
     logger.info("user %s logged in", actor.username)
     redirect = RedirectResponse(_safe_next(next), status_code=303)
-    secure = request.url.scheme == "https"
     redirect.set_cookie(
-        SESSION_COOKIE, cookie, max_age=SESSION_MAX_AGE_SECONDS, httponly=True, samesite="lax", secure=secure
+        SESSION_COOKIE,
+        cookie,
+        max_age=int(policy.max_age.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=cookie_secure(request),
     )
     redirect.delete_cookie(LOGIN_CSRF_COOKIE)
     return redirect
 
 
 @router.post("/logout")
-def logout(user: PostingPageUser) -> Response:
+def logout(request: Request, session: DbSession, user: PostingPageUser) -> Response:
+    revoke_session(session, token_hash(user.session_token), reason="logout")
     logger.info("user %s logged out", user.actor.username)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE)
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax", secure=cookie_secure(request))
     return response
 
 

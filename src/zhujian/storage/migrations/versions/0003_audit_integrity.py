@@ -1,7 +1,7 @@
 """Audit integrity: signed anchors of the audit chain head, and append-only report versions and raw records.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-03
 
 `audit_anchors` keeps checkpoints of the audit chain head (sequence number and hash, signed with a key the database
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

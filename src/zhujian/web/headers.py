@@ -1,0 +1,121 @@
+"""Security headers on every response: pages, API, PDFs, static files and error answers.
+
+- Content-Security-Policy: scripts and styles from this origin only — no inline script, no inline style, no eval
+  (htmx runs with `allowEval: false`); no framing (`frame-ancestors 'none'`, and X-Frame-Options DENY for old
+  browsers); forms post only to this origin. The API documentation pages (/docs, /redoc) are FastAPI's, which load
+  Swagger UI / ReDoc from a CDN and start them with an inline script: they get a policy that allows that CDN and
+  exactly those inline blocks, by their SHA-256 — still nothing else inline.
+- X-Content-Type-Options nosniff, Referrer-Policy no-referrer (report URLs never leave in a Referer), and
+  `Cache-Control: no-store` on everything except /static, so no report, worklist or PDF stays in a browser or proxy
+  cache on a shared workstation.
+- Strict-Transport-Security when the request came over HTTPS (directly or via a trusted proxy).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from zhujian.web.security import request_is_https
+
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# Browsers show a PDF through a built-in viewer embedded in the document: `object-src 'self'` lets it load this one.
+PDF_POLICY = "default-src 'none'; object-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_CDN = "https://cdn.jsdelivr.net"
+HSTS = "max-age=31536000"
+
+COMMON_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+
+_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
+_INLINE_STYLE = re.compile(rb"<style>(.*?)</style>", re.DOTALL)
+
+
+def _sha256_source(block: bytes) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(block).digest()).decode() + "'"
+
+
+def docs_policy(html: bytes) -> str:
+    """The policy of a documentation page: the CDN, and its own inline blocks by hash."""
+    scripts = " ".join(_sha256_source(b) for b in _INLINE_SCRIPT.findall(html))
+    styles = " ".join(_sha256_source(b) for b in _INLINE_STYLE.findall(html))
+    return (
+        f"default-src 'self'; script-src 'self' {DOCS_CDN} {scripts}; style-src 'self' {DOCS_CDN} "
+        f"https://fonts.googleapis.com {styles}; font-src 'self' https://fonts.gstatic.com; "
+        f"img-src 'self' data: {DOCS_CDN} https://fastapi.tiangolo.com; worker-src 'self' blob:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+
+
+class SecurityHeadersMiddleware:
+    """Pure ASGI middleware (no response buffering, except the small documentation pages that need hashing)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        https = request_is_https(Request(scope))
+        if path in DOCS_PATHS:
+            await self._documentation(scope, receive, send, https)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                pdf = headers.get("content-type", "").startswith("application/pdf")
+                _apply(headers, path, PDF_POLICY if pdf else PAGE_POLICY, https)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _documentation(self, scope: Scope, receive: Receive, send: Send, https: bool) -> None:
+        start: Message | None = None
+        body = bytearray()
+
+        async def collect(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            if message["type"] == "http.response.body":
+                body.extend(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                assert start is not None
+                headers = MutableHeaders(scope=start)
+                _apply(headers, scope.get("path", ""), docs_policy(bytes(body)), https)
+                headers["Content-Length"] = str(len(body))
+                await send(start)
+                await send({"type": "http.response.body", "body": bytes(body), "more_body": False})
+                return
+            await send(message)
+
+        await self.app(scope, receive, collect)
+
+
+def _apply(headers: MutableHeaders, path: str, policy: str, https: bool) -> None:
+    headers["Content-Security-Policy"] = policy
+    for name, value in COMMON_HEADERS.items():
+        headers[name] = value
+    if not path.startswith("/static/"):
+        headers["Cache-Control"] = "no-store"
+    if https:
+        headers["Strict-Transport-Security"] = HSTS
