@@ -78,8 +78,8 @@ def test_invalid_values_are_refused(field: str, value: str, message: str) -> Non
 def test_every_setting_is_described() -> None:
     rows = describe_settings()
     names = [name for name, _, _ in rows]
-    # The core settings come first; later ones (limits, LLM, audit anchors...) follow, each described.
-    assert names[: len(ALL_VARIABLES)] == list(ALL_VARIABLES)
+    # Every setting these tests know of is described (others — LLM, alerts, audit anchors — have their own tests).
+    assert set(ALL_VARIABLES) <= set(names)
     assert len(set(names)) == len(names)
     assert all(help_text for _, _, help_text in rows)
     shown = {name: default for name, default, _ in rows}
