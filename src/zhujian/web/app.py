@@ -16,6 +16,7 @@ from zhujian.kb.loader import KnowledgeBase, default_kb
 from zhujian.settings import Settings, load_settings
 from zhujian.storage.db import create_session_factory, engine_from_settings
 from zhujian.web import api, pages
+from zhujian.web.capacity import install_capacity
 from zhujian.web.deps import WebState
 from zhujian.web.errors import install_error_handlers
 from zhujian.web.security import LoginThrottle, SessionSigner
@@ -50,6 +51,7 @@ def create_app(
     app.state.throttle = throttle or LoginThrottle()
     app.state.templates = Jinja2Templates(directory=str(_package_dir() / "templates"))
     install_error_handlers(app)
+    install_capacity(app, settings, factory)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(_package_dir() / "static")), name="static")

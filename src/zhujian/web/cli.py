@@ -3,6 +3,7 @@ Register with `app.command("serve")(serve_command)`."""
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -21,6 +22,16 @@ def serve_command(
             "uses a throw-away secret key when ZHUJIAN_SECRET_KEY is not set",
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="worker processes (production: about one per core); each has its own ZHUJIAN_DB_POOL_SIZE "
+            "database connections and works on that many requests at once",
+        ),
+    ] = 1,
 ) -> None:
     """Run the physician's workbench (web pages and JSON API) on the configured database
     (ZHUJIAN_DATABASE_URL, default: sqlite file zhujian.db in the working directory)."""
@@ -59,6 +70,15 @@ def serve_command(
             created = ensure_admin(session, settings)
             if created is not None:
                 typer.echo(f"已创建管理员账号：{created.username}")
-    app = create_app(settings, kb=kb, session_factory=factory)
     typer.echo(f"主检工作台：http://{host}:{port}/  （API 文档：http://{host}:{port}/docs）")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(settings, kb=kb, session_factory=factory), host=host, port=port, log_level="info")
+        return
+    # Each worker process builds its own app, pool and KB from the environment (create_app() without arguments).
+    # A demo without ZHUJIAN_SECRET_KEY hands its throw-away key to the workers, so that a session cookie signed by
+    # one worker is valid in the others.
+    if settings.secret_key is None:
+        os.environ["ZHUJIAN_SECRET_KEY"] = settings.require_secret_key()
+        os.environ["ZHUJIAN_ENV"] = settings.env
+    engine.dispose()
+    uvicorn.run("zhujian.web.app:create_app", factory=True, workers=workers, host=host, port=port, log_level="info")

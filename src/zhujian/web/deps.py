@@ -15,6 +15,7 @@ from zhujian.storage.errors import PermissionDenied
 from zhujian.storage.permissions import Action, role_can
 from zhujian.storage.users import get_actor
 from zhujian.storage.values import Actor
+from zhujian.web.capacity import capacity_of
 from zhujian.web.errors import LoginRequired, csrf_failed, not_authenticated
 from zhujian.web.security import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, BrowserSession, read_api_token, tokens_match
 
@@ -33,10 +34,31 @@ def web_state(request: Request) -> WebState:
     return state
 
 
+# Methods that never write; every other request may, and on SQLite takes the write lock when it begins.
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def database_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back when it raises."""
-    with web_state(request).session_factory() as session, session.begin():
-        yield session
+    """One transaction per request: committed when the route returns, rolled back when it raises. A request that
+    may write begins it on the write engine (BEGIN IMMEDIATE on SQLite, see `zhujian.storage.db.write_engine`), so
+    concurrent writers queue instead of failing. A route ends it early with `release_connection` before slow work."""
+    factory = web_state(request).session_factory
+    write_bind = capacity_of(request).write_bind if request.method not in READ_ONLY_METHODS else None
+    session = factory(bind=write_bind) if write_bind is not None else factory()
+    with session:
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
+
+
+def release_connection(session: Session) -> None:
+    """Commit what the request has done so far and give its database connection back to the pool, before work that
+    needs no database (building a report, rendering a PDF): a connection must never wait on the CPU while other
+    requests wait for it. The next statement begins a new transaction."""
+    session.commit()
 
 
 # scope="function": commit before the response is sent, so a client that reads right after a write sees it.

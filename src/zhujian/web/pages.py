@@ -22,6 +22,7 @@ from zhujian.storage.permissions import ROLE_LABELS
 from zhujian.storage.users import authenticate
 from zhujian.storage.values import ReportDetail
 from zhujian.web.api import check_throttle, client_address, render_report_pdf
+from zhujian.web.capacity import MAX_DATABASE_ID
 from zhujian.web.deps import CurrentPageUser, DbSession, PageUser, PostingPageUser, State, require_web_permission
 from zhujian.web.errors import WebError, csrf_failed
 from zhujian.web.report_views import (
@@ -37,6 +38,7 @@ from zhujian.web.report_views import (
     report_record,
     search_kb_conclusions,
 )
+from zhujian.web.schemas import ReportId
 from zhujian.web.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_SECONDS, tokens_match
 
 logger = logging.getLogger("zhujian.web.pages")
@@ -187,7 +189,7 @@ def _workspace_context(user: PageUser, detail: ReportDetail) -> dict[str, Any]:
 
 
 @router.get("/reports/{report_id}", response_class=HTMLResponse)
-def review_page(request: Request, report_id: int, session: DbSession, user: CurrentPageUser) -> HTMLResponse:
+def review_page(request: Request, report_id: ReportId, session: DbSession, user: CurrentPageUser) -> HTMLResponse:
     detail = services.get_report(session, report_id, actor=user.actor)
     record = report_record(session, report_id, actor=user.actor)
     content = detail.content
@@ -214,14 +216,14 @@ def _edit(
     return _workspace(request, user, detail)
 
 
-VersionField = Annotated[int, Form(ge=1)]
+VersionField = Annotated[int, Form(ge=1, le=MAX_DATABASE_ID)]
 ConclusionField = Annotated[str, Form(min_length=1, max_length=200)]
 
 
 @router.post("/reports/{report_id}/edit", response_class=HTMLResponse)
 def edit_conclusion(
     request: Request,
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     state: State,
     user: PostingPageUser,
@@ -238,7 +240,7 @@ def edit_conclusion(
 @router.post("/reports/{report_id}/delete", response_class=HTMLResponse)
 def delete_conclusion(
     request: Request,
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     state: State,
     user: PostingPageUser,
@@ -251,7 +253,7 @@ def delete_conclusion(
 @router.post("/reports/{report_id}/move", response_class=HTMLResponse)
 def move_conclusion(
     request: Request,
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     state: State,
     user: PostingPageUser,
@@ -274,7 +276,7 @@ def move_conclusion(
 @router.post("/reports/{report_id}/add", response_class=HTMLResponse)
 def add_conclusion(
     request: Request,
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     state: State,
     user: PostingPageUser,
@@ -287,7 +289,7 @@ def add_conclusion(
 @router.post("/reports/{report_id}/merge", response_class=HTMLResponse)
 def merge_conclusions(
     request: Request,
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     state: State,
     user: PostingPageUser,
@@ -303,7 +305,7 @@ def merge_conclusions(
 @router.get("/reports/{report_id}/kb-search", response_class=HTMLResponse)
 def kb_search(
     request: Request,
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     state: State,
     user: CurrentPageUser,
@@ -320,7 +322,7 @@ def _back_to(report_id: int) -> RedirectResponse:
 
 
 @router.post("/reports/{report_id}/sign")
-def sign(report_id: int, session: DbSession, user: PostingPageUser, expected_version: VersionField) -> Response:
+def sign(report_id: ReportId, session: DbSession, user: PostingPageUser, expected_version: VersionField) -> Response:
     services.sign_report(session, report_id, actor=user.actor, expected_version=expected_version)
     logger.info("report %s signed on the workbench by %s", report_id, user.actor.username)
     return _back_to(report_id)
@@ -328,7 +330,7 @@ def sign(report_id: int, session: DbSession, user: PostingPageUser, expected_ver
 
 @router.post("/reports/{report_id}/review")
 def review(
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     user: PostingPageUser,
     expected_version: VersionField,
@@ -348,14 +350,14 @@ def review(
 
 
 @router.post("/reports/{report_id}/publish")
-def publish(report_id: int, session: DbSession, user: PostingPageUser, expected_version: VersionField) -> Response:
+def publish(report_id: ReportId, session: DbSession, user: PostingPageUser, expected_version: VersionField) -> Response:
     services.publish_report(session, report_id, actor=user.actor, expected_version=expected_version)
     return _back_to(report_id)
 
 
 @router.get("/reports/{report_id}/neighbor")
 def neighbor(
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     user: CurrentPageUser,
     direction: Annotated[str, Query(pattern="^(next|previous)$")] = "next",
@@ -370,7 +372,7 @@ def neighbor(
 
 
 @router.get("/reports/{report_id}/report.pdf")
-def pdf_preview(report_id: int, session: DbSession, user: CurrentPageUser) -> Response:
+def pdf_preview(report_id: ReportId, session: DbSession, user: CurrentPageUser) -> Response:
     require_web_permission(user.actor, "export")
     pdf = render_report_pdf(session, report_id, user.actor)
     return Response(
@@ -379,7 +381,7 @@ def pdf_preview(report_id: int, session: DbSession, user: CurrentPageUser) -> Re
 
 
 @router.get("/reports/{report_id}/audit", response_class=HTMLResponse)
-def audit_page(request: Request, report_id: int, session: DbSession, user: CurrentPageUser) -> HTMLResponse:
+def audit_page(request: Request, report_id: ReportId, session: DbSession, user: CurrentPageUser) -> HTMLResponse:
     entries = services.report_audit(session, report_id, actor=user.actor)
     rows = [{"entry": e, "label": ACTION_LABELS.get(e.action, e.action), "changes": audit_changes(e)} for e in entries]
     return _render(request, "audit.html", {"user": user, "report_id": report_id, "rows": rows})
