@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.storage.errors import PermissionDenied
+from zhujian.storage.models import User
 from zhujian.storage.permissions import Action, role_can
 from zhujian.storage.users import get_actor
 from zhujian.storage.values import Actor
@@ -73,11 +74,19 @@ def api_actor(request: Request, session: DbSession, state: State) -> Actor:
     if scheme.lower() != "bearer" or not token.strip():
         raise not_authenticated()
     user_id = read_api_token(state.secret_key, token.strip())
-    actor = get_actor(session, user_id) if user_id is not None else None
+    actor = pinned_actor(session, user_id) if user_id is not None else None
     if actor is None:
         raise not_authenticated()
     request.state.username = actor.username
     return actor
+
+
+def pinned_actor(session: Session, user_id: int) -> Actor | None:
+    """The actor of `user_id` (see `get_actor`), its row kept in the session for the request: the services check
+    the stored role again (`authorize`), and without a reference the session forgets the row and reads it again
+    for every check."""
+    session.info["acting_user"] = session.get(User, user_id)
+    return get_actor(session, user_id)
 
 
 ApiActor = Annotated[Actor, Depends(api_actor)]
@@ -101,7 +110,7 @@ class PageUser:
 def page_user(request: Request, session: DbSession) -> PageUser:
     """The logged-in user of a page; redirects to the login page when there is none."""
     found = browser_session(request)
-    actor = get_actor(session, found.user_id) if found else None
+    actor = pinned_actor(session, found.user_id) if found else None
     if found is None or actor is None:
         raise LoginRequired()
     request.state.username = actor.username
