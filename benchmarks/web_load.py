@@ -304,7 +304,11 @@ class Load:
 
 
 async def run(args: argparse.Namespace, base: str, token: str, report_ids: list[int]) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=args.overload_clients + 50, max_keepalive_connections=args.overload_clients)
+    # Idle connections are dropped before the server's 5 s keep-alive timeout, so that no request is sent on a
+    # connection the server is closing (a client-side race, not a server error).
+    limits = httpx.Limits(
+        max_connections=args.overload_clients + 50, max_keepalive_connections=args.overload_clients, keepalive_expiry=2
+    )
     async with httpx.AsyncClient(base_url=base, limits=limits) as client:
         load = Load(client, token, report_ids, seed=20261203)
         max_latency = args.max_p99_ms / 1000

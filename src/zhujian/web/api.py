@@ -146,7 +146,9 @@ def get_worklist(
         "search": search,
     }
     rows = services.worklist(session, actor=actor, limit=limit, offset=offset, **filters)
-    total = services.worklist_count(session, actor=actor, **filters)
+    # A page that is not full is the last one: the total is known without counting.
+    last_page = 0 < len(rows) < limit or (offset == 0 and not rows)
+    total = offset + len(rows) if last_page else services.worklist_count(session, actor=actor, **filters)
     return WorklistPage(total=total, limit=limit, offset=offset, items=[WorklistItem.of(r) for r in rows])
 
 
