@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import secrets
 import shutil
 import signal
@@ -56,6 +57,8 @@ class Phase:
     problems: list[str] = field(default_factory=list)  # answers that are neither 200 nor 503 with Retry-After
     sent: int = 0
     seconds: float = 0.0
+    server_cpu: float = 0.0  # seconds, all server processes
+    client_cpu: float = 0.0
 
     def count(self, key: str) -> None:
         self.statuses[key] = self.statuses.get(key, 0) + 1
@@ -81,6 +84,8 @@ class Phase:
             "p95_ms": round(self.percentile(0.95) * 1000, 1) if self.latencies else None,
             "p99_ms": round(self.percentile(0.99) * 1000, 1) if self.latencies else None,
             "max_ms": round(max(self.latencies) * 1000, 1) if self.latencies else None,
+            "server_cpu_ms_per_request": round(self.server_cpu / self.sent * 1000, 2) if self.sent else None,
+            "client_cpu_ms_per_request": round(self.client_cpu / self.sent * 1000, 2) if self.sent else None,
         }
 
 
@@ -164,6 +169,34 @@ def start_server(url: str, port: int, workers: int, log: Path, extra_env: dict[s
         )
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its descendants (the server and its worker processes),
+    from /proc; 0.0 where /proc is not available."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        total += times.get(current, 0.0)
+        stack.extend(children.get(current, []))
+    return total
+
+
+def client_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def stop_server(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -192,7 +225,10 @@ async def wait_for_health(client: httpx.AsyncClient, process: subprocess.Popen[b
 
 
 class Load:
-    def __init__(self, client: httpx.AsyncClient, token: str, report_ids: list[int], seed: int) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, token: str, report_ids: list[int], seed: int, server_pid: int
+    ) -> None:
+        self.server_pid = server_pid
         self.client = client
         self.headers = {"Authorization": f"Bearer {token}"}
         self.report_ids = report_ids
@@ -231,6 +267,7 @@ class Load:
         phase = Phase(name)
         gate = asyncio.Semaphore(in_flight)
         tasks = []
+        cpu = (tree_cpu_seconds(self.server_pid), client_cpu_seconds())
         start = time.monotonic()
         total = int(rate * seconds)
 
@@ -246,6 +283,8 @@ class Load:
             tasks.append(asyncio.create_task(send(n, due)))
         await asyncio.gather(*tasks)
         phase.seconds = time.monotonic() - start
+        phase.server_cpu = tree_cpu_seconds(self.server_pid) - cpu[0]
+        phase.client_cpu = client_cpu_seconds() - cpu[1]
         return phase
 
     async def closed_loop(self, name: str, clients: int, seconds: float) -> tuple[Phase, float]:
@@ -303,14 +342,14 @@ class Load:
         return None
 
 
-async def run(args: argparse.Namespace, base: str, token: str, report_ids: list[int]) -> dict[str, Any]:
+async def run(args: argparse.Namespace, base: str, token: str, report_ids: list[int], pid: int) -> dict[str, Any]:
     # Idle connections are dropped before the server's 5 s keep-alive timeout, so that no request is sent on a
     # connection the server is closing (a client-side race, not a server error).
     limits = httpx.Limits(
         max_connections=args.overload_clients + 50, max_keepalive_connections=args.overload_clients, keepalive_expiry=2
     )
     async with httpx.AsyncClient(base_url=base, limits=limits) as client:
-        load = Load(client, token, report_ids, seed=20261203)
+        load = Load(client, token, report_ids, seed=20261203, server_pid=pid)
         max_latency = args.max_p99_ms / 1000
         await load.open_loop("warm-up", max(1.0, args.rate / 4), min(2.0, args.duration), args.in_flight)
         steady = await load.open_loop("steady", args.rate, args.duration, args.in_flight)
@@ -406,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
                 login = await client.post("/api/auth/token", json={"username": CHIEF, "password": password})
                 login.raise_for_status()
                 token = login.json()["access_token"]
-            return await run(args, base, token, report_ids)
+            return await run(args, base, token, report_ids, process.pid)
 
         results = asyncio.run(go())
         missed = verdict(args, results)

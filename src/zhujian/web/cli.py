@@ -4,11 +4,13 @@ Register with `app.command("serve")(serve_command)`."""
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from zhujian.settings import SettingsError, load_settings
+
+KEEP_ALIVE_SECONDS = 30
 
 
 def serve_command(
@@ -71,8 +73,12 @@ def serve_command(
             if created is not None:
                 typer.echo(f"已创建管理员账号：{created.username}")
     typer.echo(f"主检工作台：http://{host}:{port}/  （API 文档：http://{host}:{port}/docs）")
+    # Idle keep-alive connections stay open longer than uvicorn's 5 s: a busy server that is slow to read a request
+    # sent just before the timeout would otherwise close the connection under it (a reverse proxy's idle timeout
+    # should stay below this).
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info", "timeout_keep_alive": KEEP_ALIVE_SECONDS}
     if workers == 1:
-        uvicorn.run(create_app(settings, kb=kb, session_factory=factory), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(settings, kb=kb, session_factory=factory), **options)
         return
     # Each worker process builds its own app, pool and KB from the environment (create_app() without arguments).
     # A demo without ZHUJIAN_SECRET_KEY hands its throw-away key to the workers, so that a session cookie signed by
@@ -81,4 +87,4 @@ def serve_command(
         os.environ["ZHUJIAN_SECRET_KEY"] = settings.require_secret_key()
         os.environ["ZHUJIAN_ENV"] = settings.env
     engine.dispose()
-    uvicorn.run("zhujian.web.app:create_app", factory=True, workers=workers, host=host, port=port, log_level="info")
+    uvicorn.run("zhujian.web.app:create_app", factory=True, workers=workers, **options)
