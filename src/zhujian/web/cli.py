@@ -76,7 +76,8 @@ def serve_command(
     # Idle keep-alive connections stay open longer than uvicorn's 5 s: a busy server that is slow to read a request
     # sent just before the timeout would otherwise close the connection under it (a reverse proxy's idle timeout
     # should stay below this).
-    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info", "timeout_keep_alive": KEEP_ALIVE_SECONDS}
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info"}
+    options["timeout_keep_alive"] = KEEP_ALIVE_SECONDS
     if workers == 1:
         uvicorn.run(create_app(settings, kb=kb, session_factory=factory), **options)
         return
