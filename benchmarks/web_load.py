@@ -48,6 +48,7 @@ CHIEF = "chief"
 LOCAL_TEST_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PROBE_INTERVAL = 0.1
 RECOVERED_AFTER = 5  # consecutive good probes
+IDLE_SECONDS = 10.0  # idle client connections older than this are not reused
 
 
 @dataclass
@@ -243,7 +244,7 @@ class RawClient:
 
     def __init__(self, host: str, port: int, size: int) -> None:
         self.host, self.port = host, port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self.slots = asyncio.Semaphore(size)
 
     async def get(self, path: str, headers: dict[str, str], timeout: float) -> Answer:
@@ -257,8 +258,9 @@ class RawClient:
         request = f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n"
         request += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
         for attempt in (1, 2):
-            reused = bool(self.idle)
-            reader, writer = self.idle.pop() if reused else await self._connect()
+            kept = self._kept() if attempt == 1 else None
+            reused = kept is not None
+            reader, writer = kept if kept is not None else await self._connect()
             try:
                 writer.write(request.encode("latin-1"))
                 await writer.drain()
@@ -273,11 +275,21 @@ class RawClient:
                 writer.close()
                 raise
             if keep:
-                self.idle.append((reader, writer))
+                self.idle.append((reader, writer, time.monotonic()))
             else:
                 writer.close()
             return answer
         raise AssertionError("unreachable")
+
+    def _kept(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The most recently used idle connection; those idle longer than IDLE_SECONDS are closed (the server
+        closes them after its keep-alive timeout, 30 s)."""
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if time.monotonic() - since < IDLE_SECONDS:
+                return reader, writer
+            writer.close()
+        return None
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
@@ -305,7 +317,7 @@ class RawClient:
         return Answer(status, headers, body), headers.get("connection", "").lower() != "close"
 
     def close(self) -> None:
-        for _, writer in self.idle:
+        for _, writer, _ in self.idle:
             writer.close()
         self.idle.clear()
 
