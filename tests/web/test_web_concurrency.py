@@ -242,6 +242,33 @@ def test_load_script_ci_size() -> None:
     assert "targets met" in result.stdout
 
 
+def test_serve_with_workers_runs_the_app_factory_in_each_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`zhujian serve --workers 3`: uvicorn gets the app factory (each worker process builds its own app and pool),
+    and a demo's throw-away secret key is handed to the workers, so a session signed by one is valid in all."""
+    from zhujian.settings import load_settings
+    from zhujian.web.cli import serve_command
+
+    calls: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    monkeypatch.setenv("ZHUJIAN_DATABASE_URL", f"sqlite:///{tmp_path / 'demo.db'}")
+    for name in ("ZHUJIAN_ADMIN_PASSWORD", "ZHUJIAN_SECRET_KEY", "ZHUJIAN_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    serve_command(host="127.0.0.1", port=8765, demo=True, workers=3)
+    assert calls == [
+        (
+            "zhujian.web.app:create_app",
+            {"factory": True, "workers": 3, "host": "127.0.0.1", "port": 8765, "log_level": "info",
+             "timeout_keep_alive": 30},
+        )
+    ]
+    key = os.environ["ZHUJIAN_SECRET_KEY"]
+    assert len(key) >= 32
+    assert load_settings().require_secret_key() == key  # what every worker's create_app() will read
+    assert "http://127.0.0.1:8765/" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------------------------------------ writes (defect 4)
 
 

@@ -192,7 +192,7 @@ def test_serve_command_with_demo_prints_passwords_and_url(
         monkeypatch.delenv(name, raising=False)
     serve_command(host="127.0.0.1", port=8765, demo=True)
     out = capsys.readouterr().out
-    assert calls == [{"host": "127.0.0.1", "port": 8765, "log_level": "info"}]
+    assert calls == [{"host": "127.0.0.1", "port": 8765, "log_level": "info", "timeout_keep_alive": 30}]
     assert "http://127.0.0.1:8765/" in out
     assert re.search(r"chief\s+chief_physician\s+\S{12,}", out)
 

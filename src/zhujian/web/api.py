@@ -106,7 +106,7 @@ def _record_problem(error: Any) -> str:
         return str(error["msg"])
     found = error.get("ctx") or {}
     setting = found.get("setting", "ZHUJIAN_MAX_TEXT_LENGTH")
-    unit = "字符" if setting == "ZHUJIAN_MAX_TEXT_LENGTH" else "项"
+    unit = {"ZHUJIAN_MAX_TEXT_LENGTH": "字符", "ZHUJIAN_MAX_PRIOR_VISITS": "次"}.get(setting, "项")
     return f"超过上限：{found.get('count')} {unit}，上限 {found.get('limit')} {unit}（设置 {setting}）"
 
 
