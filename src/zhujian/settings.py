@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from zhujian.domain.record import DEFAULT_RECORD_LIMITS, RecordLimits
+
 DEFAULT_DATABASE_URL = "sqlite:///zhujian.db"
 MIN_SECRET_KEY_LENGTH = 32
 MIN_ADMIN_PASSWORD_LENGTH = 12
@@ -134,6 +136,55 @@ class Settings(BaseSettings):
             "The longest delay login throttling imposes; counters are forgotten 15 minutes after the last failure."
         ),
     )
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=500,
+        description=(
+            "Database connections per web worker process, and so the number of requests one worker process works on "
+            "at once; further requests wait their turn (a few more connections are kept for health checks)."
+        ),
+    )
+    db_pool_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description=(
+            "Seconds a request may wait for its turn or a database connection before the server answers "
+            "503 with Retry-After (overload), instead of letting requests pile up."
+        ),
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body in bytes (413 above it); a real checkup record is 10–100 kB of JSON.",
+    )
+    max_record_items: int = Field(
+        default=DEFAULT_RECORD_LIMITS.max_items,
+        ge=1,
+        description="Most items in one posted record, and in each prior visit (422 above it); real ones have 100–300.",
+    )
+    max_record_texts: int = Field(
+        default=DEFAULT_RECORD_LIMITS.max_texts,
+        ge=1,
+        description="Most free texts in one posted record, and in each prior visit; real ones have 10–40.",
+    )
+    max_text_length: int = Field(
+        default=DEFAULT_RECORD_LIMITS.max_text_length,
+        ge=1,
+        description="Longest free text (characters) in a posted record.",
+    )
+    max_prior_visits: int = Field(
+        default=DEFAULT_RECORD_LIMITS.max_prior_visits,
+        ge=0,
+        description="Most prior visits in one posted record.",
+    )
+    max_page_size: int = Field(
+        default=200,
+        ge=1,
+        le=500,
+        description="Largest page (`limit`) a list request may ask for (422 above it).",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -179,6 +230,16 @@ class Settings(BaseSettings):
     def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         parts = [p.strip() for p in self.trusted_proxies.split(",")]
         return tuple(ipaddress.ip_network(p, strict=False) for p in parts if p)
+
+    @property
+    def record_limits(self) -> RecordLimits:
+        """The record limits the workbench validates posted records with."""
+        return RecordLimits(
+            max_items=self.max_record_items,
+            max_texts=self.max_record_texts,
+            max_text_length=self.max_text_length,
+            max_prior_visits=self.max_prior_visits,
+        )
 
     @property
     def is_development(self) -> bool:

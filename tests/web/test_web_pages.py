@@ -193,7 +193,12 @@ def test_serve_command_with_demo_prints_passwords_and_url(
     serve_command(host="127.0.0.1", port=8765, demo=True)
     out = capsys.readouterr().out
     assert len(calls) == 1
-    assert {k: calls[0][k] for k in ("host", "port", "log_level")} == {"host": "127.0.0.1", "port": 8765, "log_level": "info"}
+    assert {k: calls[0][k] for k in ("host", "port", "log_level", "timeout_keep_alive")} == {
+        "host": "127.0.0.1",
+        "port": 8765,
+        "log_level": "info",
+        "timeout_keep_alive": 30,
+    }
     assert calls[0]["proxy_headers"] is False  # X-Forwarded-For only from ZHUJIAN_TRUSTED_PROXIES
     assert "http://127.0.0.1:8765/" in out
     assert re.search(r"chief\s+chief_physician\s+\S{12,}", out)

@@ -7,11 +7,52 @@ the report can always show the original next to the interpretation.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 RecordSex = Literal["male", "female", "unknown"]
+
+# Identifiers are stored in columns of this width (visits.visit_id, persons.pseudonym).
+MAX_ID_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLimits:
+    """Upper bounds on one record, far above real checkups (about 100–300 items and 10–40 texts, a long ultrasound
+    description has a few hundred characters) and low enough that one record cannot take a server's memory or
+    minutes of engine time. Checked while the record is validated, before its items are: pass other limits as
+    `Record.model_validate(data, context={RECORD_LIMITS: RecordLimits(...)})` (the workbench does, from its
+    ZHUJIAN_MAX_RECORD_* settings)."""
+
+    max_items: int = 1000
+    max_texts: int = 200
+    max_text_length: int = 10_000
+    max_prior_visits: int = 50
+
+
+DEFAULT_RECORD_LIMITS = RecordLimits()
+# For records that were accepted once (stored ones): a later, lower limit must not make them unreadable.
+NO_RECORD_LIMITS = RecordLimits(max_items=2**62, max_texts=2**62, max_text_length=2**62, max_prior_visits=2**62)
+RECORD_LIMITS = "record_limits"  # the validation-context key
+
+
+def _limits(info: ValidationInfo) -> RecordLimits:
+    context = info.context
+    found = context.get(RECORD_LIMITS) if isinstance(context, dict) else None
+    return found if isinstance(found, RecordLimits) else DEFAULT_RECORD_LIMITS
+
+
+def _check_count(value: Any, limit: int, what: str, setting: str) -> Any:
+    if isinstance(value, list) and len(value) > limit:
+        raise PydanticCustomError(
+            "record_limit",
+            "{count} {what}: more than the limit of {limit} per record (setting {setting})",
+            {"count": len(value), "what": what, "limit": limit, "setting": setting},
+        )
+    return value
 
 
 class _Model(BaseModel):
@@ -59,9 +100,35 @@ class TextInput(_Model):
     text: str
     origin: str | None = Field(default=None, description="where the text came from (file, row, column)")
 
+    @field_validator("text", mode="before")
+    @classmethod
+    def _text_length(cls, value: Any, info: ValidationInfo) -> Any:
+        limit = _limits(info).max_text_length
+        if isinstance(value, str) and len(value) > limit:
+            raise PydanticCustomError(
+                "record_limit",
+                "text of {count} characters: more than the limit of {limit} (setting ZHUJIAN_MAX_TEXT_LENGTH)",
+                {"count": len(value), "limit": limit},
+            )
+        return value
 
-class VisitData(_Model):
-    visit_id: str
+
+class _LimitedLists(_Model):
+    """Items and texts counted before they are validated one by one."""
+
+    @field_validator("items", mode="before", check_fields=False)
+    @classmethod
+    def _item_count(cls, value: Any, info: ValidationInfo) -> Any:
+        return _check_count(value, _limits(info).max_items, "items", "ZHUJIAN_MAX_RECORD_ITEMS")
+
+    @field_validator("texts", mode="before", check_fields=False)
+    @classmethod
+    def _text_count(cls, value: Any, info: ValidationInfo) -> Any:
+        return _check_count(value, _limits(info).max_texts, "texts", "ZHUJIAN_MAX_RECORD_TEXTS")
+
+
+class VisitData(_LimitedLists):
+    visit_id: str = Field(max_length=MAX_ID_LENGTH)
     exam_date: dt.date | None = None
     age: float | None = Field(default=None, ge=0, le=130)
     items: list[ItemInput] = Field(default_factory=list)
@@ -69,11 +136,13 @@ class VisitData(_Model):
     questionnaire: Questionnaire | None = None
 
 
-class Record(_Model):
+class Record(_LimitedLists):
     """One person's checkup: the input of the engine."""
 
-    person_id: str | None = Field(default=None, description="pseudonymous person id (never a name or ID number)")
-    visit_id: str
+    person_id: str | None = Field(
+        default=None, max_length=MAX_ID_LENGTH, description="pseudonymous person id (never a name or ID number)"
+    )
+    visit_id: str = Field(max_length=MAX_ID_LENGTH)
     sex: RecordSex
     age: float | None = Field(default=None, ge=0, le=130, description="age in years at the exam")
     birth_date: dt.date | None = None
@@ -88,6 +157,11 @@ class Record(_Model):
     items: list[ItemInput] = Field(default_factory=list)
     texts: list[TextInput] = Field(default_factory=list)
     prior_visits: list[VisitData] = Field(default_factory=list)
+
+    @field_validator("prior_visits", mode="before")
+    @classmethod
+    def _prior_visit_count(cls, value: Any, info: ValidationInfo) -> Any:
+        return _check_count(value, _limits(info).max_prior_visits, "prior visits", "ZHUJIAN_MAX_PRIOR_VISITS")
 
     def age_years(self) -> float | None:
         """Age at the exam: given directly, or from birth and exam dates."""

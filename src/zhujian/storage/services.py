@@ -26,11 +26,13 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from zhujian.domain.record import Record
+from zhujian.domain.record import NO_RECORD_LIMITS, RECORD_LIMITS, Record
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.pipeline.run import build_report
 from zhujian.storage.audit import append_audit, audit_entries_for, canonical_json
@@ -79,24 +81,43 @@ def _sha256(value: Any) -> str:
 # ---------------------------------------------------------------------------------------------------- records
 
 
-def submit_record(session: Session, record: Record, *, kb: KnowledgeBase, actor: Actor) -> ReportSummary:
-    """Store a checkup record and its auto draft report (`build_report(kb, record)`).
+def build_draft(kb: KnowledgeBase, record: Record) -> dict[str, Any]:
+    """The auto draft of a record (the engine's report with provenance): CPU work that needs no database, so a
+    caller can build it before it opens its transaction (see `submit_record`)."""
+    return with_auto_provenance(build_report(kb, record).to_dict())
+
+
+def submit_record(
+    session: Session, record: Record, *, kb: KnowledgeBase, actor: Actor, draft: dict[str, Any] | None = None
+) -> ReportSummary:
+    """Store a checkup record and its auto draft report (`draft`, built here with `build_draft` when not given).
 
     A new visit_id creates the visit, raw record version 1 and a draft report (version 1). A known visit_id stores
     the next raw record version and then either replaces the draft (draft, edited, rejected) or keeps a signed
     report and sets `has_newer_data` (signed, reviewed, published); see the module docstring.
+
+    Safe under concurrency: the person and the visit are inserted with "insert unless it exists", and the visit row
+    is locked before anything else of the visit is read, so concurrent submissions of one visit_id follow each
+    other (one creates, the others are resubmissions) and one new person_id makes one person.
     """
     authorize(session, actor, "submit")
-    content = with_auto_provenance(build_report(kb, record).to_dict())
+    content = draft if draft is not None else build_draft(kb, record)
     record_json = record.model_dump(mode="json")
     person = _person_for(session, record.person_id)
     now = utc_now()
 
-    visit = session.scalars(select(Visit).where(Visit.visit_id == record.visit_id)).one_or_none()
-    created = visit is None
-    if visit is None:
-        visit = Visit(visit_id=record.visit_id, created_at=now, sex=record.sex)
-        session.add(visit)
+    created = _insert_if_absent(
+        session,
+        Visit.__table__,
+        "visit_id",
+        {"visit_id": record.visit_id, "sex": record.sex, "created_at": now, "updated_at": now},
+    )
+    visit = session.scalars(
+        select(Visit)
+        .where(Visit.visit_id == record.visit_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     visit.person_id = person.id if person else None
     visit.exam_date = record.exam_date
     visit.sex = record.sex
@@ -178,10 +199,21 @@ def _person_for(session: Session, pseudonym: str | None) -> Person | None:
         return None
     person = session.scalars(select(Person).where(Person.pseudonym == pseudonym)).one_or_none()
     if person is None:
-        person = Person(pseudonym=pseudonym, created_at=utc_now())
-        session.add(person)
-        session.flush()
+        _insert_if_absent(session, Person.__table__, "pseudonym", {"pseudonym": pseudonym, "created_at": utc_now()})
+        person = session.scalars(select(Person).where(Person.pseudonym == pseudonym)).one()
     return person
+
+
+def _insert_if_absent(session: Session, table: Any, key: str, values: dict[str, Any]) -> bool:
+    """INSERT … ON CONFLICT (key) DO NOTHING; True when this call inserted the row. When a concurrent transaction
+    has inserted the same key and not committed yet, PostgreSQL waits for it instead of raising a unique violation,
+    and then sees its row."""
+    assert isinstance(table, Table)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=[key])
+    result = session.execute(statement.returning(table.c.id))
+    return result.first() is not None
 
 
 def _raw_state(visit: Visit, raw: RawRecord) -> dict[str, Any]:
@@ -229,11 +261,13 @@ def _add_version(session: Session, report: Report, *, change: str, actor: Actor 
 
 
 def _flush_report(session: Session, report: Report, expected_version: int) -> None:
-    """Write the report; a concurrent writer that got there first turns into a VersionConflict."""
+    """Write the report; a concurrent writer that got there first turns into a VersionConflict. (The services
+    lock the report row before they read it, so this is the last line of defence, not the usual path.)"""
+    report_id = report.id  # read before the flush: a failed flush expires the object and the session is unusable
     try:
         session.flush()
     except StaleDataError as exc:
-        raise VersionConflict(report.id, expected_version, None) from exc
+        raise VersionConflict(report_id, expected_version, None) from exc
 
 
 def _audit_state(report: Report, *, with_conclusions: bool = False) -> dict[str, Any]:
@@ -396,7 +430,7 @@ def _like_prefix(text: str) -> str:
 def get_report(session: Session, report_id: int, *, actor: Actor) -> ReportDetail:
     """The current state of one report with its full JSON."""
     authorize(session, actor, "read")
-    return _detail(session, _load_report(session, report_id))
+    return _detail(session, _load_report(session, report_id, for_update=False))
 
 
 def find_report_id(session: Session, visit_id: str, *, actor: Actor) -> int:
@@ -413,7 +447,7 @@ def find_report_id(session: Session, visit_id: str, *, actor: Actor) -> int:
 def report_history(session: Session, report_id: int, *, actor: Actor) -> list[ReportVersionInfo]:
     """Every saved state of a report, oldest first (without the JSON; see `report_version_content`)."""
     authorize(session, actor, "read")
-    _load_report(session, report_id)
+    _load_report(session, report_id, for_update=False)
     rows = session.execute(
         select(ReportVersion, User.display_name)
         .outerjoin(User, ReportVersion.actor_id == User.id)
@@ -448,13 +482,16 @@ def report_version_content(session: Session, report_id: int, version: int, *, ac
 def report_audit(session: Session, report_id: int, *, actor: Actor) -> list[AuditEntry]:
     """The audit entries of one report, oldest first."""
     authorize(session, actor, "read_audit")
-    _load_report(session, report_id)
+    _load_report(session, report_id, for_update=False)
     return audit_entries_for(session, "report", report_id)
 
 
-def _load_report(session: Session, report_id: int) -> Report:
-    # populate_existing: the version compared with expected_version must be the stored one, not a cached copy.
-    report = session.get(Report, report_id, populate_existing=True)
+def _load_report(session: Session, report_id: int, *, for_update: bool = True) -> Report:
+    """The stored report. populate_existing: the version compared with expected_version must be the stored one,
+    not a cached copy. for_update (the writing services): lock the row until commit, so that of two concurrent
+    writers of one version the second waits, then reads the new version and gets a clean VersionConflict (on
+    SQLite the write transaction holds the database's write lock already)."""
+    report = session.get(Report, report_id, populate_existing=True, with_for_update=for_update)
     if report is None:
         raise NotFound("report", report_id)
     return report
@@ -462,7 +499,7 @@ def _load_report(session: Session, report_id: int) -> Report:
 
 def _load_report_for_visit(session: Session, visit_pk: int) -> Report:
     report = session.scalars(
-        select(Report).where(Report.visit_pk == visit_pk).execution_options(populate_existing=True)
+        select(Report).where(Report.visit_pk == visit_pk).with_for_update().execution_options(populate_existing=True)
     ).one()
     return report
 
@@ -488,7 +525,7 @@ def _detail(session: Session, report: Report) -> ReportDetail:
         highest_level=report.highest_level,
         critical=report.critical,
         has_newer_data=report.has_newer_data,
-        content=_deep_copy_json(report.content),
+        content=_content_copy(session, report),
         content_hash=report.content_hash,
         raw_record_version=raw_version or 0,
         rejection_reason=report.rejection_reason,
@@ -506,6 +543,16 @@ def _detail(session: Session, report: Report) -> ReportDetail:
 def _deep_copy_json(value: dict[str, Any]) -> dict[str, Any]:
     # The caller may change its copy freely without touching the ORM state.
     return copy.deepcopy(value)
+
+
+def _content_copy(session: Session, report: Report) -> dict[str, Any]:
+    """The report JSON as a copy the caller owns. When this session has not loaded the (deferred) content yet, as
+    on every read, the row's JSON is decoded straight into a new object: a deep copy of 10–80 kB of JSON costs more
+    than the rest of the request."""
+    if "content" in sa_inspect(report).unloaded:
+        content: dict[str, Any] = session.scalars(select(Report.content).where(Report.id == report.id)).one()
+        return content
+    return _deep_copy_json(report.content)
 
 
 # ---------------------------------------------------------------------------------------------------- writing
@@ -607,8 +654,8 @@ def regenerate_report(
     raw = session.scalars(
         select(RawRecord).where(RawRecord.visit_pk == report.visit_pk).order_by(RawRecord.version.desc()).limit(1)
     ).one()
-    record = Record.model_validate(raw.record)
-    content = with_auto_provenance(build_report(kb, record).to_dict())
+    record = Record.model_validate(raw.record, context={RECORD_LIMITS: NO_RECORD_LIMITS})
+    content = build_draft(kb, record)
     before = _audit_state(report, with_conclusions=True)
     visit = session.get(Visit, report.visit_pk)
     assert visit is not None  # guaranteed by the foreign key
@@ -783,6 +830,7 @@ __all__ = [
     "EDITABLE_STATUSES",
     "SIGNED_STATUSES",
     "STATUS_LABELS",
+    "build_draft",
     "edit_report",
     "find_report_id",
     "get_person_identity",

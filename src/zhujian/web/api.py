@@ -12,17 +12,21 @@ from pydantic import ValidationError
 from sqlalchemy import text
 
 from zhujian import __version__
-from zhujian.domain.record import Record
+from zhujian.domain.record import NO_RECORD_LIMITS, RECORD_LIMITS, Record
 from zhujian.storage import services
+from zhujian.storage.permissions import authorize
 from zhujian.storage.values import LevelFilter
-from zhujian.web.deps import ApiActor, DbSession, State, require_web_permission
+from zhujian.web.capacity import capacity_of
+from zhujian.web.deps import ApiActor, DbSession, State, release_connection, require_web_permission
 from zhujian.web.errors import WebError
 from zhujian.web.report_views import report_record, search_kb_conclusions, signatures_from_history
 from zhujian.web.schemas import (
     AuditEntryOut,
     Health,
     KbConclusionOut,
+    Offset,
     RecordStored,
+    ReportId,
     ReportOut,
     ReportPatch,
     ReportStatusName,
@@ -52,28 +56,56 @@ def issue_token(body: TokenRequest, request: Request, session: DbSession, state:
 
 @router.post("/records", response_model=RecordStored, status_code=201, tags=["records"])
 def submit_record(
-    body: dict[str, Any], response: Response, session: DbSession, state: State, actor: ApiActor
+    body: dict[str, Any], request: Request, response: Response, session: DbSession, state: State, actor: ApiActor
 ) -> RecordStored:
     """Store one canonical Record (JSON) and its automatic draft. 201 for a new visit; 200 when the visit_id is
-    known (a new record version; see the storage services for what happens to the report)."""
+    known (a new record version; see the storage services for what happens to the report). Records above the
+    ZHUJIAN_MAX_RECORD_* limits are refused with 422 naming the limit."""
     try:
-        record = Record.model_validate(body)
+        record = Record.model_validate(body, context={RECORD_LIMITS: capacity_of(request).record_limits})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "record"
-        fields = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
-        raise WebError(
-            422, "validation_error", f"体检记录不正确：字段 {where} {first['msg']}", details={"fields": fields}
-        ) from None
-    summary = services.submit_record(session, record, kb=state.kb, actor=actor)
+        fields = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "record", "message": _record_problem(e)}
+            for e in exc.errors()
+        ]
+        first = fields[0]
+        message = f"体检记录不正确：字段 {first['field']} {first['message']}"
+        raise WebError(422, "validation_error", message, details={"fields": fields}) from None
+    authorize(session, actor, "submit")  # before the engine runs for someone who may not submit
+    release_connection(session)
+    draft = services.build_draft(state.kb, record)
+    summary = services.submit_record(session, record, kb=state.kb, actor=actor, draft=draft)
     if not summary.created:
         response.status_code = 200
     logger.info("record stored for report %s by %s (created=%s)", summary.report_id, actor.username, summary.created)
     return RecordStored.of(summary)
 
 
+def _record_problem(error: Any) -> str:
+    if error["type"] != "record_limit":
+        return str(error["msg"])
+    found = error.get("ctx") or {}
+    setting = found.get("setting", "ZHUJIAN_MAX_TEXT_LENGTH")
+    unit = {"ZHUJIAN_MAX_TEXT_LENGTH": "字符", "ZHUJIAN_MAX_PRIOR_VISITS": "次"}.get(setting, "项")
+    return f"超过上限：{found.get('count')} {unit}，上限 {found.get('limit')} {unit}（设置 {setting}）"
+
+
+def check_page_size(request: Request, limit: int) -> None:
+    """The page size against ZHUJIAN_MAX_PAGE_SIZE (the query bounds are fixed at import; this one is a setting)."""
+    largest = capacity_of(request).max_page_size
+    if limit > largest:
+        message = f"超过上限 {largest}（设置 ZHUJIAN_MAX_PAGE_SIZE）"
+        raise WebError(
+            422,
+            "validation_error",
+            f"请求数据不正确：字段 limit {message}",
+            details={"fields": [{"field": "limit", "message": message}]},
+        )
+
+
 @router.get("/worklist", response_model=WorklistPage, tags=["reports"])
 def get_worklist(
+    request: Request,
     session: DbSession,
     actor: ApiActor,
     status: Annotated[list[ReportStatusName] | None, Query()] = None,
@@ -82,9 +114,10 @@ def get_worklist(
     level: LevelFilter | None = None,
     search: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=services.MAX_WORKLIST_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> WorklistPage:
     """Reports in work order: critical values first, then class A, class B, the rest; oldest exam first."""
+    check_page_size(request, limit)
     filters: dict[str, Any] = {
         "status": status or None,
         "date_from": date_from,
@@ -93,12 +126,14 @@ def get_worklist(
         "search": search,
     }
     rows = services.worklist(session, actor=actor, limit=limit, offset=offset, **filters)
-    total = services.worklist_count(session, actor=actor, **filters)
+    # A page that is not full is the last one: the total is known without counting.
+    last_page = 0 < len(rows) < limit or (offset == 0 and not rows)
+    total = offset + len(rows) if last_page else services.worklist_count(session, actor=actor, **filters)
     return WorklistPage(total=total, limit=limit, offset=offset, items=[WorklistItem.of(r) for r in rows])
 
 
 @router.get("/reports/{report_id}.pdf", tags=["reports"], response_class=Response)
-def report_pdf(report_id: int, session: DbSession, actor: ApiActor) -> Response:
+def report_pdf(report_id: ReportId, session: DbSession, actor: ApiActor) -> Response:
     """The examinee's report as PDF, with the signatures of the current state."""
     require_web_permission(actor, "export")
     pdf = render_report_pdf(session, report_id, actor)
@@ -109,22 +144,26 @@ def report_pdf(report_id: int, session: DbSession, actor: ApiActor) -> Response:
 
 
 def render_report_pdf(session: Any, report_id: int, actor: Any) -> bytes:
+    """Read what the PDF shows, give the connection back, then render (seconds of CPU, no database)."""
     from zhujian.render import render_patient_report_pdf
 
     detail = services.get_report(session, report_id, actor=actor)
     history = services.report_history(session, report_id, actor=actor)
     record = report_record(session, report_id, actor=actor)
+    release_connection(session)
     signatures = signatures_from_history(detail.status, history)
     return render_patient_report_pdf(detail.content, record, signatures=signatures)
 
 
 @router.get("/reports/{report_id}", response_model=ReportOut, tags=["reports"])
-def get_report(report_id: int, session: DbSession, actor: ApiActor) -> ReportOut:
+def get_report(report_id: ReportId, session: DbSession, actor: ApiActor) -> ReportOut:
     return ReportOut.of(services.get_report(session, report_id, actor=actor))
 
 
 @router.patch("/reports/{report_id}", response_model=ReportOut, tags=["reports"])
-def patch_report(report_id: int, body: ReportPatch, session: DbSession, state: State, actor: ApiActor) -> ReportOut:
+def patch_report(
+    report_id: ReportId, body: ReportPatch, session: DbSession, state: State, actor: ApiActor
+) -> ReportOut:
     """Apply edit operations in order (edit / add / delete / merge / reorder) to the version the client read.
     A stale `expected_version` answers 409 with `current_version`; nothing is written then."""
     operations = [op.to_operation() for op in body.operations]
@@ -136,7 +175,7 @@ def patch_report(report_id: int, body: ReportPatch, session: DbSession, state: S
 
 
 @router.post("/reports/{report_id}/sign", response_model=ReportOut, tags=["reports"])
-def sign_report(report_id: int, session: DbSession, actor: ApiActor, body: SignRequest | None = None) -> ReportOut:
+def sign_report(report_id: ReportId, session: DbSession, actor: ApiActor, body: SignRequest | None = None) -> ReportOut:
     expected = body.expected_version if body else None
     detail = services.sign_report(session, report_id, actor=actor, expected_version=expected)
     logger.info("report %s signed by %s", report_id, actor.username)
@@ -144,7 +183,7 @@ def sign_report(report_id: int, session: DbSession, actor: ApiActor, body: SignR
 
 
 @router.post("/reports/{report_id}/review", response_model=ReportOut, tags=["reports"])
-def review_report(report_id: int, body: ReviewRequest, session: DbSession, actor: ApiActor) -> ReportOut:
+def review_report(report_id: ReportId, body: ReviewRequest, session: DbSession, actor: ApiActor) -> ReportOut:
     """Approve a signed report, or send it back with a reason (`decision: reject`, `reason` required)."""
     if body.decision == "reject" and not (body.reason or "").strip():
         raise WebError(
@@ -166,7 +205,9 @@ def review_report(report_id: int, body: ReviewRequest, session: DbSession, actor
 
 
 @router.post("/reports/{report_id}/publish", response_model=ReportOut, tags=["reports"])
-def publish_report(report_id: int, session: DbSession, actor: ApiActor, body: SignRequest | None = None) -> ReportOut:
+def publish_report(
+    report_id: ReportId, session: DbSession, actor: ApiActor, body: SignRequest | None = None
+) -> ReportOut:
     expected = body.expected_version if body else None
     detail = services.publish_report(session, report_id, actor=actor, expected_version=expected)
     logger.info("report %s published by %s", report_id, actor.username)
@@ -174,19 +215,20 @@ def publish_report(report_id: int, session: DbSession, actor: ApiActor, body: Si
 
 
 @router.get("/reports/{report_id}/audit", response_model=list[AuditEntryOut], tags=["reports"])
-def report_audit(report_id: int, session: DbSession, actor: ApiActor) -> list[AuditEntryOut]:
+def report_audit(report_id: ReportId, session: DbSession, actor: ApiActor) -> list[AuditEntryOut]:
     return [AuditEntryOut.of(e) for e in services.report_audit(session, report_id, actor=actor)]
 
 
 @router.get("/reports/{report_id}/fhir", tags=["reports"])
-def report_fhir(report_id: int, session: DbSession, state: State, actor: ApiActor) -> dict[str, Any]:
+def report_fhir(report_id: ReportId, session: DbSession, state: State, actor: ApiActor) -> dict[str, Any]:
     """The report as a FHIR R4 collection Bundle (final when signed, preliminary otherwise)."""
     from zhujian.adapters.fhir import report_from_dict, report_to_fhir_bundle
 
     require_web_permission(actor, "export")
     detail = services.get_report(session, report_id, actor=actor)
     record_json = report_record(session, report_id, actor=actor)
-    record = Record.model_validate(record_json) if record_json else None
+    release_connection(session)
+    record = Record.model_validate(record_json, context={RECORD_LIMITS: NO_RECORD_LIMITS}) if record_json else None
     bundle = report_to_fhir_bundle(
         report_from_dict(detail.content), record, kb=state.kb, signed=detail.status in services.SIGNED_STATUSES
     )

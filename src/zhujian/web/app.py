@@ -17,6 +17,7 @@ from zhujian.kb.loader import KnowledgeBase, default_kb
 from zhujian.settings import Settings, load_settings
 from zhujian.storage.db import create_session_factory, engine_from_settings
 from zhujian.web import api, group_pages, pages
+from zhujian.web.capacity import install_capacity
 from zhujian.web.deps import WebState
 from zhujian.web.errors import install_error_handlers
 from zhujian.web.headers import SecurityHeadersMiddleware
@@ -63,6 +64,7 @@ def create_app(
     install_access_log_filter()
     app.state.templates = Jinja2Templates(directory=str(_package_dir() / "templates"))
     install_error_handlers(app)
+    install_capacity(app, settings, factory)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(group_pages.router)

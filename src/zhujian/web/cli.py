@@ -3,8 +3,9 @@ Register with `app.command("serve")(serve_command)`."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,6 +13,8 @@ from zhujian.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
+
+KEEP_ALIVE_SECONDS = 30
 
 
 def serve_command(
@@ -26,6 +29,16 @@ def serve_command(
             "uses a throw-away secret key when ZHUJIAN_SECRET_KEY is not set",
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="worker processes (production: about one per core); each has its own ZHUJIAN_DB_POOL_SIZE "
+            "database connections and works on that many requests at once",
+        ),
+    ] = 1,
 ) -> None:
     """Run the physician's workbench (web pages and JSON API) on the configured database
     (ZHUJIAN_DATABASE_URL, default: sqlite file zhujian.db in the working directory)."""
@@ -68,12 +81,29 @@ def serve_command(
             created = ensure_admin(session, settings)
             if created is not None:
                 typer.echo(f"已创建管理员账号：{created.username}")
-    app = create_app(settings, kb=kb, session_factory=factory)
+    # The serving process anchors the audit chain head (one thread, whatever the number of workers).
     _start_audit_anchoring(settings, factory)
     typer.echo(f"主检工作台：http://{host}:{port}/  （API 文档：http://{host}:{port}/docs）")
+    # Idle keep-alive connections stay open longer than uvicorn's 5 s: a busy server that is slow to read a request
+    # sent just before the timeout would otherwise close the connection under it (a reverse proxy's idle timeout
+    # should stay below this).
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info"}
+    options["timeout_keep_alive"] = KEEP_ALIVE_SECONDS
     # Client addresses come from the connection; X-Forwarded-For only from ZHUJIAN_TRUSTED_PROXIES (the app reads
     # it), never from uvicorn's default of trusting 127.0.0.1. The access log has no query strings.
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, log_config=uvicorn_log_config())
+    options["proxy_headers"] = False
+    options["log_config"] = uvicorn_log_config()
+    if workers == 1:
+        uvicorn.run(create_app(settings, kb=kb, session_factory=factory), **options)
+        return
+    # Each worker process builds its own app, pool and KB from the environment (create_app() without arguments).
+    # A demo without ZHUJIAN_SECRET_KEY hands its throw-away key to the workers, so that a session cookie signed by
+    # one worker is valid in the others.
+    if settings.secret_key is None:
+        os.environ["ZHUJIAN_SECRET_KEY"] = settings.require_secret_key()
+        os.environ["ZHUJIAN_ENV"] = settings.env
+    engine.dispose()
+    uvicorn.run("zhujian.web.app:create_app", factory=True, workers=workers, **options)
 
 
 def _start_audit_anchoring(settings: Settings, factory: sessionmaker[Session]) -> None:

@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.storage.db import session_scope
 from zhujian.storage.errors import PermissionDenied
-from zhujian.storage.models import utc_now
+from zhujian.storage.models import User, utc_now
 from zhujian.storage.permissions import Action, role_can
 from zhujian.storage.users import session_actor, token_actor, touch_session
 from zhujian.storage.values import Actor
+from zhujian.web.capacity import capacity_of
 from zhujian.web.errors import LoginRequired, csrf_failed, not_authenticated
 from zhujian.web.security import (
     CSRF_FIELD,
@@ -48,10 +49,31 @@ def web_state(request: Request) -> WebState:
     return state
 
 
+# Methods that never write; every other request may, and on SQLite takes the write lock when it begins.
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def database_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back when it raises."""
-    with web_state(request).session_factory() as session, session.begin():
-        yield session
+    """One transaction per request: committed when the route returns, rolled back when it raises. A request that
+    may write begins it on the write engine (BEGIN IMMEDIATE on SQLite, see `zhujian.storage.db.write_engine`), so
+    concurrent writers queue instead of failing. A route ends it early with `release_connection` before slow work."""
+    factory = web_state(request).session_factory
+    write_bind = capacity_of(request).write_bind if request.method not in READ_ONLY_METHODS else None
+    session = factory(bind=write_bind) if write_bind is not None else factory()
+    with session:
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
+
+
+def release_connection(session: Session) -> None:
+    """Commit what the request has done so far and give its database connection back to the pool, before work that
+    needs no database (building a report, rendering a PDF): a connection must never wait on the CPU while other
+    requests wait for it. The next statement begins a new transaction."""
+    session.commit()
 
 
 # scope="function": commit before the response is sent, so a client that reads right after a write sees it.
@@ -68,6 +90,9 @@ def api_actor(request: Request, session: DbSession, state: State) -> Actor:
         raise not_authenticated()
     claims = read_api_token(state.secret_key, token.strip())
     actor = token_actor(session, *claims) if claims is not None else None
+    if actor is not None:
+        # Keep the row in the session for the request: the services check the stored role again (`authorize`).
+        session.info["acting_user"] = session.get(User, actor.user_id)
     if actor is None:
         raise not_authenticated()
     request.state.username = actor.username
@@ -97,6 +122,7 @@ def page_user(request: Request, session: DbSession) -> PageUser:
     if token is None or live is None:
         raise LoginRequired()
     actor, last_seen = live
+    session.info["acting_user"] = session.get(User, actor.user_id)  # as for the API: one read of the user row
     now = utc_now()
     if now - last_seen >= SESSION_TOUCH_INTERVAL:
         with session_scope(web_state(request).session_factory) as own:

@@ -16,6 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from markupsafe import escape
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zhujian.render import PdfUnavailableError
@@ -30,6 +32,7 @@ from zhujian.storage.errors import (
     UserExists,
     VersionConflict,
 )
+from zhujian.web.capacity import RETRY_AFTER_SECONDS, RequestTooLarge
 from zhujian.web.logging import safe_path
 
 logger = logging.getLogger("zhujian.web")
@@ -152,6 +155,12 @@ def error_response(
     return page
 
 
+def _cause(exc: Exception) -> str:
+    # The driver error's class only: the message of a database error quotes the statement's values (record data).
+    original = getattr(exc, "orig", None)
+    return type(original if original is not None else exc).__name__
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StorageError | PdfUnavailableError)
@@ -194,6 +203,37 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.exception("unhandled error on %s %s", request.method, safe_path(request.url.path))
         return error_response(request, 500, "internal_error", "服务器内部错误，请稍后重试或联系管理员")
 
+    async def on_request_too_large(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestTooLarge)
+        headers, details = {"Connection": "close"}, {"max_bytes": exc.max_bytes}
+        return error_response(request, 413, "too_large", str(exc.detail), headers=headers, details=details)
+
+    async def on_database_busy(request: Request, exc: Exception) -> Response:
+        # No connection within ZHUJIAN_DB_POOL_TIMEOUT, a lock wait that timed out (SQLite "database is locked"), a
+        # deadlock broken by PostgreSQL, or the database unreachable: nothing was written, trying again later helps.
+        logger.warning("request %s %s refused: database busy (%s)", request.method, request.url.path, _cause(exc))
+        return error_response(
+            request,
+            503,
+            "database_busy",
+            f"数据库繁忙，请 {RETRY_AFTER_SECONDS} 秒后重试",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    async def on_write_conflict(request: Request, exc: Exception) -> Response:
+        # A uniqueness check lost to a concurrent writer that the services do not resolve themselves.
+        logger.warning("request %s %s refused: write conflict (%s)", request.method, request.url.path, _cause(exc))
+        return error_response(request, 409, "write_conflict", "数据已被同时修改，请刷新后重试")
+
+    async def on_out_of_range(request: Request, exc: Exception) -> Response:
+        logger.warning("request %s %s refused: out of range (%s)", request.method, request.url.path, _cause(exc))
+        return error_response(request, 422, "out_of_range", "请求数据超出允许范围")
+
+    app.add_exception_handler(RequestTooLarge, on_request_too_large)
+    app.add_exception_handler(PoolTimeout, on_database_busy)
+    app.add_exception_handler(OperationalError, on_database_busy)
+    app.add_exception_handler(IntegrityError, on_write_conflict)
+    app.add_exception_handler(DataError, on_out_of_range)
     app.add_exception_handler(StorageError, on_domain_error)
     app.add_exception_handler(PdfUnavailableError, on_domain_error)
     app.add_exception_handler(WebError, on_web_error)

@@ -22,6 +22,7 @@ from zhujian.storage.permissions import ROLE_LABELS
 from zhujian.storage.users import create_session, revoke_session
 from zhujian.storage.values import ReportDetail
 from zhujian.web.api import render_report_pdf
+from zhujian.web.capacity import MAX_DATABASE_ID
 from zhujian.web.deps import CurrentPageUser, DbSession, PageUser, PostingPageUser, State, require_web_permission
 from zhujian.web.errors import WebError, csrf_failed
 from zhujian.web.report_views import (
@@ -37,6 +38,7 @@ from zhujian.web.report_views import (
     report_record,
     search_kb_conclusions,
 )
+from zhujian.web.schemas import ReportId
 from zhujian.web.security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -198,7 +200,7 @@ def _workspace_context(user: PageUser, detail: ReportDetail) -> dict[str, Any]:
 
 
 @router.get("/reports/{report_id}", response_class=HTMLResponse)
-def review_page(request: Request, report_id: int, session: DbSession, user: CurrentPageUser) -> HTMLResponse:
+def review_page(request: Request, report_id: ReportId, session: DbSession, user: CurrentPageUser) -> HTMLResponse:
     detail = services.get_report(session, report_id, actor=user.actor)
     record = report_record(session, report_id, actor=user.actor)
     content = detail.content
@@ -225,14 +227,14 @@ def _edit(
     return _workspace(request, user, detail)
 
 
-VersionField = Annotated[int, Form(ge=1)]
+VersionField = Annotated[int, Form(ge=1, le=MAX_DATABASE_ID)]
 ConclusionField = Annotated[str, Form(min_length=1, max_length=200)]
 
 
 @router.post("/reports/{report_id}/edit", response_class=HTMLResponse)
 def edit_conclusion(
     request: Request,
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     state: State,
     user: PostingPageUser,
@@ -249,7 +251,7 @@ def edit_conclusion(
 @router.post("/reports/{report_id}/delete", response_class=HTMLResponse)
 def delete_conclusion(
     request: Request,
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     state: State,
     user: PostingPageUser,
@@ -262,7 +264,7 @@ def delete_conclusion(
 @router.post("/reports/{report_id}/move", response_class=HTMLResponse)
 def move_conclusion(
     request: Request,
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     state: State,
     user: PostingPageUser,
@@ -285,7 +287,7 @@ def move_conclusion(
 @router.post("/reports/{report_id}/add", response_class=HTMLResponse)
 def add_conclusion(
     request: Request,
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     state: State,
     user: PostingPageUser,
@@ -298,7 +300,7 @@ def add_conclusion(
 @router.post("/reports/{report_id}/merge", response_class=HTMLResponse)
 def merge_conclusions(
     request: Request,
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     state: State,
     user: PostingPageUser,
@@ -314,7 +316,7 @@ def merge_conclusions(
 @router.get("/reports/{report_id}/kb-search", response_class=HTMLResponse)
 def kb_search(
     request: Request,
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     state: State,
     user: CurrentPageUser,
@@ -331,7 +333,7 @@ def _back_to(report_id: int) -> RedirectResponse:
 
 
 @router.post("/reports/{report_id}/sign")
-def sign(report_id: int, session: DbSession, user: PostingPageUser, expected_version: VersionField) -> Response:
+def sign(report_id: ReportId, session: DbSession, user: PostingPageUser, expected_version: VersionField) -> Response:
     services.sign_report(session, report_id, actor=user.actor, expected_version=expected_version)
     logger.info("report %s signed on the workbench by %s", report_id, user.actor.username)
     return _back_to(report_id)
@@ -339,7 +341,7 @@ def sign(report_id: int, session: DbSession, user: PostingPageUser, expected_ver
 
 @router.post("/reports/{report_id}/review")
 def review(
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     user: PostingPageUser,
     expected_version: VersionField,
@@ -359,14 +361,14 @@ def review(
 
 
 @router.post("/reports/{report_id}/publish")
-def publish(report_id: int, session: DbSession, user: PostingPageUser, expected_version: VersionField) -> Response:
+def publish(report_id: ReportId, session: DbSession, user: PostingPageUser, expected_version: VersionField) -> Response:
     services.publish_report(session, report_id, actor=user.actor, expected_version=expected_version)
     return _back_to(report_id)
 
 
 @router.get("/reports/{report_id}/neighbor")
 def neighbor(
-    report_id: int,
+    report_id: ReportId,
     session: DbSession,
     user: CurrentPageUser,
     direction: Annotated[str, Query(pattern="^(next|previous)$")] = "next",
@@ -381,7 +383,7 @@ def neighbor(
 
 
 @router.get("/reports/{report_id}/report.pdf")
-def pdf_preview(report_id: int, session: DbSession, user: CurrentPageUser) -> Response:
+def pdf_preview(report_id: ReportId, session: DbSession, user: CurrentPageUser) -> Response:
     require_web_permission(user.actor, "export")
     pdf = render_report_pdf(session, report_id, user.actor)
     return Response(
@@ -390,7 +392,7 @@ def pdf_preview(report_id: int, session: DbSession, user: CurrentPageUser) -> Re
 
 
 @router.get("/reports/{report_id}/audit", response_class=HTMLResponse)
-def audit_page(request: Request, report_id: int, session: DbSession, user: CurrentPageUser) -> HTMLResponse:
+def audit_page(request: Request, report_id: ReportId, session: DbSession, user: CurrentPageUser) -> HTMLResponse:
     entries = services.report_audit(session, report_id, actor=user.actor)
     rows = [{"entry": e, "label": ACTION_LABELS.get(e.action, e.action), "changes": audit_changes(e)} for e in entries]
     return _render(request, "audit.html", {"user": user, "report_id": report_id, "rows": rows})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from zhujian.storage.edits import (
@@ -17,8 +18,15 @@ from zhujian.storage.edits import (
     ReorderConclusions,
 )
 from zhujian.storage.values import AuditEntry, ReportDetail, ReportSummary, WorklistRow
+from zhujian.web.capacity import MAX_DATABASE_ID, MAX_OFFSET
 
 ReportStatusName = Literal["draft", "edited", "signed", "reviewed", "published", "rejected"]
+# Ids and offsets are bounded by what the database columns hold: a larger number is a 422, never a database error.
+ReportId = Annotated[int, Path(ge=1, le=MAX_DATABASE_ID, description="report id")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
+# Versions are compared, never stored, as given; the bound keeps them to what the column can hold.
+Version = Annotated[int, Field(ge=1, le=MAX_DATABASE_ID)]
+ShortId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class _Request(BaseModel):
@@ -160,7 +168,7 @@ NonEmptyText = Annotated[str, Field(max_length=4000)]
 
 class EditOp(_Request):
     op: Literal["edit"]
-    conclusion_id: str = Field(min_length=1)
+    conclusion_id: ShortId
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     advice: NonEmptyText | None = None
     follow_up: Annotated[str, Field(max_length=500)] | None = None
@@ -171,8 +179,8 @@ class EditOp(_Request):
 
 class AddOp(_Request):
     op: Literal["add"]
-    kb_conclusion_id: str = Field(min_length=1)
-    position: int | None = Field(default=None, ge=0)
+    kb_conclusion_id: ShortId
+    position: int | None = Field(default=None, ge=0, le=1000)
 
     def to_operation(self) -> EditOperation:
         return AddConclusion(self.kb_conclusion_id, position=self.position)
@@ -180,7 +188,7 @@ class AddOp(_Request):
 
 class DeleteOp(_Request):
     op: Literal["delete"]
-    conclusion_id: str = Field(min_length=1)
+    conclusion_id: ShortId
 
     def to_operation(self) -> EditOperation:
         return DeleteConclusion(self.conclusion_id)
@@ -188,7 +196,7 @@ class DeleteOp(_Request):
 
 class MergeOp(_Request):
     op: Literal["merge"]
-    conclusion_ids: list[str] = Field(min_length=2)
+    conclusion_ids: list[ShortId] = Field(min_length=2, max_length=500)
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     advice: NonEmptyText | None = None
     follow_up: Annotated[str, Field(max_length=500)] | None = None
@@ -201,7 +209,7 @@ class MergeOp(_Request):
 
 class ReorderOp(_Request):
     op: Literal["reorder"]
-    conclusion_ids: list[str] = Field(min_length=1)
+    conclusion_ids: list[ShortId] = Field(min_length=1, max_length=500)
 
     def to_operation(self) -> EditOperation:
         return ReorderConclusions(tuple(self.conclusion_ids))
@@ -211,18 +219,18 @@ Operation = Annotated[EditOp | AddOp | DeleteOp | MergeOp | ReorderOp, Field(dis
 
 
 class ReportPatch(_Request):
-    expected_version: int = Field(ge=1, description="the version the client edited; a stale one gives 409")
+    expected_version: Version = Field(description="the version the client edited; a stale one gives 409")
     operations: list[Operation] = Field(min_length=1, max_length=100)
 
 
 class SignRequest(_Request):
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: Version | None = None
 
 
 class ReviewRequest(_Request):
     decision: Literal["approve", "reject"]
     reason: Annotated[str, Field(max_length=2000)] | None = None
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: Version | None = None
 
 
 class AuditEntryOut(BaseModel):
