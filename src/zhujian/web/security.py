@@ -304,6 +304,9 @@ def attempt_login(request: Request, session: Session, username: str, password: s
     check_throttle(throttle, username, client)
     actor = authenticate(session, username, password)
     if actor is None:
+        # End the request's transaction first: on SQLite a write request holds the write lock from its start, and
+        # the failure is counted in a transaction of its own (it must survive the refused login's rollback).
+        session.commit()
         throttle.record_failure(username, client)
         name = username.strip().lower()
         who = f"user {name}" if account_exists(session, name) else "an unknown user name"
