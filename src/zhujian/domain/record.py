@@ -7,15 +7,19 @@ the report can always show the original next to the interpretation.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 RecordSex = Literal["male", "female", "unknown"]
+MAX_AGE = 130.0  # years: an age above it is a data error
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and Infinity are no measurement and no age: they are refused where they arrive, naming the field, instead
+    # of failing later in hashing or JSON output.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Questionnaire(_Model):
@@ -44,6 +48,16 @@ class ItemInput(_Model):
         default=None, description="where the value came from, e.g. 'd_train.csv:row 12:column 血糖' (for problems)"
     )
 
+    @field_validator("value", mode="before")
+    @classmethod
+    def _finite(cls, value: object) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(
+                f"{value} is not a result: a number must be finite (send the value as text exactly as the source "
+                "printed it, or leave it out)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _named(self) -> ItemInput:
         if not (self.name or self.code):
@@ -63,7 +77,7 @@ class TextInput(_Model):
 class VisitData(_Model):
     visit_id: str
     exam_date: dt.date | None = None
-    age: float | None = Field(default=None, ge=0, le=130)
+    age: float | None = Field(default=None, ge=0, le=MAX_AGE)
     items: list[ItemInput] = Field(default_factory=list)
     texts: list[TextInput] = Field(default_factory=list)
     questionnaire: Questionnaire | None = None
@@ -75,7 +89,7 @@ class Record(_Model):
     person_id: str | None = Field(default=None, description="pseudonymous person id (never a name or ID number)")
     visit_id: str
     sex: RecordSex
-    age: float | None = Field(default=None, ge=0, le=130, description="age in years at the exam")
+    age: float | None = Field(default=None, ge=0, le=MAX_AGE, description="age in years at the exam")
     birth_date: dt.date | None = None
     exam_date: dt.date | None = None
     questionnaire: Questionnaire = Field(default_factory=Questionnaire)
