@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "fuzz"))
 
-from fuzz_targets import TARGETS, Target, workspace  # noqa: E402
+from fuzz_targets import TARGETS, Target, workspace
 
 
 def run_target(target: Target, examples: int, run_seed: int, crash_log: list[dict[str, Any]]) -> tuple[int, int]:

@@ -9,6 +9,7 @@ full-width and ideographic characters, huge integers, NaN and Infinity, dates in
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -297,7 +298,7 @@ def wide_headers() -> st.SearchStrategy[list[str]]:
 
 def long_headers() -> st.SearchStrategy[list[str]]:
     base = ["体检号", "性别", "年龄", "体检日期", "项目名称", "结果", "单位", "参考范围", "科室"]
-    return st.one_of(st.just(base), st.permutations(base), st.lists(st.sampled_from(base + ["备注", ""]), max_size=9))
+    return st.one_of(st.just(base), st.permutations(base), st.lists(st.sampled_from([*base, "备注", ""]), max_size=9))
 
 
 def long_files() -> st.SearchStrategy[bytes]:
@@ -433,9 +434,13 @@ _json_leaf = st.one_of(
     st.text(max_size=10),
     number_texts(),
 )
-any_json = st.recursive(
-    _json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)), max_leaves=8
-)
+
+
+def _json_containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3))
+
+
+any_json = st.recursive(_json_leaf, _json_containers, max_leaves=8)
 
 
 def _coding() -> st.SearchStrategy[Any]:
@@ -519,10 +524,8 @@ def fhir_documents() -> st.SearchStrategy[Any]:
 
 
 def check_fhir(document: Any, space: Workspace) -> None:
-    try:
+    with contextlib.suppress(FhirInputError):
         read_fhir_bundle(document, kb())
-    except FhirInputError:
-        pass
     text = json.dumps(document, ensure_ascii=False, allow_nan=True)
     _ingest(space.write("bundle.json", text.encode("utf-8")), "fhir")
 
