@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,27 @@ def test_xlsx_number_beyond_float_is_an_unreadable_value(tmp_path: Path, kb: Kno
     assert len(entries) == 1
     assert entries[0].record.visit_id == "V9"
     assert any(p.code == "unparseable" and p.item == "钾" and "超出可表示范围" in p.message for p in entries[0].problems)
+
+
+# --- A JSON escape of half a UTF-16 pair ("\ud800"): valid JSON, no text; the report could not be written out ------
+
+
+@pytest.mark.parametrize(
+    ("path", "where"),
+    [(("visit_id",), "visit_id"), (("items", 0, "value"), "items.0.value"), (("texts", 0, "text"), "texts.0.text")],
+)
+def test_lone_surrogate_is_refused_naming_the_field(path: tuple[str | int, ...], where: str) -> None:
+    data: dict[str, Any] = {**_record("4.0"), "texts": [{"item": "肝脏", "text": "脂肪肝"}]}
+    holder: Any = data
+    for key in path[:-1]:
+        holder = holder[key]
+    holder[path[-1]] = str(holder[path[-1]]) + "\ud800"
+    with pytest.raises(ValidationError, match=rf"field {re.escape(where)}: .*surrogate"):
+        Record.model_validate(data)
+
+
+def test_report_command_with_a_lone_surrogate(tmp_path: Path) -> None:
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(_record("4\ud800")), encoding="utf-8")  # json.dumps escapes it as \\ud800
+    done = _zhujian("report", str(path))
+    assert done.returncode == 2 and "items.0.value" in done.stderr and "Traceback" not in done.stderr

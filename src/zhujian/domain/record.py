@@ -7,13 +7,43 @@ the report can always show the original next to the interpretation.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 RecordSex = Literal["male", "female", "unknown"]
 MAX_AGE = 130.0  # years: an age above it is a data error
+# JSON may escape half of a UTF-16 pair ("\ud800"): such a string is no text and cannot be written out as UTF-8.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, BaseModel):
+        return value.__dict__
+    return str(value)
+
+
+def _has_lone_surrogate(data: object) -> bool:
+    # One pass of the C JSON encoder over the whole input is far cheaper than walking it in Python.
+    return bool(_LONE_SURROGATE.search(json.dumps(data, ensure_ascii=False, default=_plain)))
+
+
+def _surrogate_path(value: object, path: str) -> str:
+    """The path of the first string in `value` (dicts, lists, models) holding a lone surrogate."""
+    if isinstance(value, BaseModel):
+        value = value.__dict__
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if _has_lone_surrogate(key) or _has_lone_surrogate(inner):
+                return _surrogate_path(inner, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, inner in enumerate(value):
+            if _has_lone_surrogate(inner):
+                return _surrogate_path(inner, f"{path}.{index}")
+    return path
 
 
 class _Model(BaseModel):
@@ -96,6 +126,14 @@ class Record(_Model):
     items: list[ItemInput] = Field(default_factory=list)
     texts: list[TextInput] = Field(default_factory=list)
     prior_visits: list[VisitData] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode_text(cls, data: object) -> object:
+        if _has_lone_surrogate(data):
+            where = _surrogate_path(data, "")
+            raise ValueError(f"field {where or 'record'}: a text holds a lone UTF-16 surrogate (invalid Unicode)")
+        return data
 
     def age_years(self) -> float | None:
         """Age at the exam: given directly, or from birth and exam dates."""
