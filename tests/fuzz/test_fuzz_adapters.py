@@ -11,7 +11,7 @@ from fuzz_targets import TARGETS, workspace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-CI_EXAMPLES = {"wide-csv": 60, "xlsx": 25, "long": 60, "meinian": 60, "fhir": 80, "fhir-bytes": 40}
+CI_EXAMPLES = {"wide-csv": 40, "xlsx": 20, "long": 40, "meinian": 40, "fhir": 60, "fhir-bytes": 30}
 
 
 @pytest.mark.parametrize("name", sorted(CI_EXAMPLES))

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 ENGINE = TARGETS["engine"]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(ENGINE.strategy())
 def test_fuzz_engine(record: dict[str, Any]) -> None:
     ENGINE.check(record)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 VALUES = TARGETS["values"]
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(VALUES.strategy())
 def test_fuzz_value_parser(raw: Any) -> None:
     VALUES.check(raw)

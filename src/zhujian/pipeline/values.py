@@ -1,7 +1,9 @@
 """Parsing of values and reference ranges exactly as checkup systems print them.
 
-Every outcome is explicit: a number (with an optional bound qualifier or remark), a category, "not done", or a
-reason why the text cannot be read. Nothing is guessed.
+Every outcome is explicit: a number (with an optional bound qualifier or remark), several readings of a number typed
+with separators ("1,234": 1.234 or 1234, for the caller to decide with the item's plausible range), a category,
+"not done", or a reason why the text cannot be read. Nothing is guessed, and a number is never read as its leading
+digits ("6,8" is 6.8, never 6).
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ NOT_DONE_WORDS = (
     "none",
 )
 
-_NUMBER = r"[-+]?\d+(?:\.\d+)?|[-+]?\.\d+"
 # A number as typed: digits with the separators keyboards and checkup systems produce (decimal point or comma,
 # thousands comma, dot, apostrophe or space). Which separator means what is decided by `number_readings`, never by
 # reading only the part of the number before an unexpected separator.
@@ -68,7 +69,7 @@ class Reading:
     """One way to read a number written with separators, and how it was read (for the report's problem text)."""
 
     number: float
-    how: str  # "" for a plain number, else e.g. "小数逗号" or "逗号为千位分隔符"
+    how: str  # "" for a plain number, else e.g. "逗号为小数点" or "逗号为千位分隔符"
 
 
 @dataclass(frozen=True, slots=True)
