@@ -110,6 +110,8 @@ def range_texts() -> st.SearchStrategy[str]:
         ),
         st.tuples(st.sampled_from(["<", ">", "≤", "≥", "小于", "大于", "(", "["]), number_texts()).map("".join),
         st.text(max_size=16),
+        # Finite as printed, beyond float once converted to the canonical unit (mg/dL → µmol/L: × 88.4).
+        st.sampled_from(["1e307-1.7e308", "<1.7e308", ">-1.7e308", "0-1e308"]),
     )
 
 

@@ -91,6 +91,20 @@ def test_report_command_refuses_nan_with_one_message(tmp_path: Path) -> None:
     assert "items.0.value" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_reference_range_beyond_float_after_conversion(kb: KnowledgeBase) -> None:
+    """Ranges are read with the number grammar of values (exponents included): "1e307-1.5e308" mg/dL is finite as
+    printed, infinite in µmol/L (× 88.4), and the report's JSON (allow_nan=False) could not be written. Such a range
+    is unreadable and the KB default is used."""
+    record = Record.model_validate(
+        {**_record("1"), "items": [{"name": "肌酐", "value": "1", "unit": "mg/dL", "reference_range": "1e307-1.5e308"}]}
+    )
+    report = build_report(kb, record)
+    creatinine = report.items[0]
+    assert creatinine.ref_source == "kb" and creatinine.value == pytest.approx(88.4)
+    assert [p.code for p in report.problems] == ["reference_unparseable"]
+    json.dumps(report.to_dict(), allow_nan=False)
+
+
 # --- A prior visit dated after the exam, without an age (ValidationError in compare.py) ---------------------------
 
 

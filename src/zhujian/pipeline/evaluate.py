@@ -12,7 +12,7 @@ from zhujian.domain.record import ItemInput, Record
 from zhujian.domain.report import CriticalAlert, EvaluatedItem, Flag, Problem
 from zhujian.kb.loader import KnowledgeBase, normalize_unit
 from zhujian.kb.schema import CriticalValueDef, ItemDef, OrdinalLevel, QualitativeValue
-from zhujian.pipeline.values import ParsedRange, ParsedValue, parse_range, parse_value, value_text
+from zhujian.pipeline.values import ParsedValue, parse_range, parse_value, value_text
 from zhujian.risk.egfr import egfr_ckd_epi_2021_cr
 
 _OPS = {
@@ -331,9 +331,13 @@ def _evaluate_one(
                 )
             )
 
-    ref: ParsedRange | None = None
+    ref: tuple[float | None, float | None] | None = None
     if given.reference_range:
-        ref = parse_range(given.reference_range)
+        parsed_range = parse_range(given.reference_range)
+        if parsed_range is not None:
+            ref = (_range_bound(parsed_range.low, factor, offset), _range_bound(parsed_range.high, factor, offset))
+            if any(bound is not None and not math.isfinite(bound) for bound in ref):
+                ref = None  # e.g. "1e307-1e308" mg/dL: beyond any representable number once converted
         if ref is None:
             problems.append(
                 Problem(
@@ -345,9 +349,7 @@ def _evaluate_one(
                 )
             )
     if ref is not None:
-        low = None if ref.low is None else round(ref.low * factor + offset, 6)
-        high = None if ref.high is None else round(ref.high * factor + offset, 6)
-        result.ref_low, result.ref_high, result.ref_source = low, high, "input"
+        result.ref_low, result.ref_high, result.ref_source = ref[0], ref[1], "input"
     elif not item.reference_from_input_only:
         interval = default_interval(item, sex, age)
         if interval is not None:
@@ -355,6 +357,10 @@ def _evaluate_one(
             result.ref_source = "kb"
     result.flag = _flag(value, result.ref_low, result.ref_high, result.ref_source, parsed.bound)
     return result
+
+
+def _range_bound(bound: float | None, factor: float, offset: float) -> float | None:
+    return None if bound is None else round(bound * factor + offset, 6)
 
 
 def _convert(number: float, factor: float, offset: float) -> float:
