@@ -321,7 +321,7 @@ class _RecordBuilder:
         if isinstance(value, int | float | dt.date):
             return False
         kind = parse_value(value).kind
-        if kind in ("number", "not_done", "empty"):
+        if kind in ("number", "ambiguous", "not_done", "empty"):
             return False
         # Words the KB knows for the item (阴性, 1+, A型…) are results, not free text.
         return self.kb.resolve_item(label) is None

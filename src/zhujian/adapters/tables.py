@@ -10,6 +10,7 @@ import codecs
 import csv
 import datetime as dt
 import importlib
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -154,19 +155,44 @@ def _open_xlsx(path: Path, info: SourceInfo) -> Iterator[Table]:
             others = ", ".join(str(s.title) for s in sheets[1:])
             info.notes.append(f"only the first sheet ({sheet.title}) was read; other sheets: {others}")
         rows = sheet.iter_rows(values_only=True)
-        first = next(rows, None)
+        first = _first_row(path, rows)
         if first is None:
             raise IngestError(f"{path.name}: the first sheet is empty")
         header = header_names([_xlsx_cell(c) for c in first])
         info.header = header
-        yield Table(header, _xlsx_rows(rows))
+        yield Table(header, _xlsx_rows(rows, path.name))
     finally:
         workbook.close()
 
 
-def _xlsx_rows(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[int, list[Cell] | RowError]]:
-    for number, row in enumerate(rows, start=2):
+def _first_row(path: Path, rows: Iterator[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+    try:
+        return next(rows, None)
+    except Exception as exc:  # see _xlsx_rows
+        raise IngestError(f"{path.name}: row 1 of the first sheet cannot be read: {_cell_error(exc)}") from exc
+
+
+def _xlsx_rows(rows: Iterator[tuple[Any, ...]], file_name: str) -> Iterator[tuple[int, list[Cell] | RowError]]:
+    number = 1
+    while True:
+        number += 1
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except Exception as exc:
+            # openpyxl converts each cell while reading the sheet and stops with ValueError, IndexError, … on a cell
+            # it cannot convert (a numeric cell holding "nan", a shared-string index that does not exist). The sheet
+            # cannot be read past it: the file is refused naming the row, never cut short silently.
+            raise IngestError(
+                f"{file_name}: row {number} of the first sheet cannot be read: {_cell_error(exc)}; "
+                "correct that cell, or save the sheet as CSV"
+            ) from exc
         yield number, [_xlsx_cell(c) for c in row]
+
+
+def _cell_error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def _xlsx_cell(value: Any) -> Cell:
@@ -174,6 +200,8 @@ def _xlsx_cell(value: Any) -> Cell:
         return value
     if isinstance(value, bool):
         return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # a numeric cell "1e999" reads as inf: kept as the text "inf", reported as unreadable
     if isinstance(value, int | float):
         return value
     return str(value)  # time, timedelta, Decimal, error strings: kept as text

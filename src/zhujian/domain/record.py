@@ -7,6 +7,9 @@ the report can always show the original next to the interpretation.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,6 +17,35 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 RecordSex = Literal["male", "female", "unknown"]
+MAX_AGE = 130.0  # years: an age above it is a data error
+# JSON may escape half of a UTF-16 pair ("\ud800"): such a string is no text and cannot be written out as UTF-8.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, BaseModel):
+        return value.__dict__
+    return str(value)
+
+
+def _has_lone_surrogate(data: object) -> bool:
+    # One pass of the C JSON encoder over the whole input is far cheaper than walking it in Python.
+    return bool(_LONE_SURROGATE.search(json.dumps(data, ensure_ascii=False, default=_plain)))
+
+
+def _surrogate_path(value: object, path: str) -> str:
+    """The path of the first string in `value` (dicts, lists, models) holding a lone surrogate."""
+    if isinstance(value, BaseModel):
+        value = value.__dict__
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if _has_lone_surrogate(key) or _has_lone_surrogate(inner):
+                return _surrogate_path(inner, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, inner in enumerate(value):
+            if _has_lone_surrogate(inner):
+                return _surrogate_path(inner, f"{path}.{index}")
+    return path
 
 # Identifiers are stored in columns of this width (visits.visit_id, persons.pseudonym).
 MAX_ID_LENGTH = 128
@@ -56,7 +88,9 @@ def _check_count(value: Any, limit: int, what: str, setting: str) -> Any:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and Infinity are no measurement and no age: they are refused where they arrive, naming the field, instead
+    # of failing later in hashing or JSON output.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Questionnaire(_Model):
@@ -84,6 +118,16 @@ class ItemInput(_Model):
     origin: str | None = Field(
         default=None, description="where the value came from, e.g. 'd_train.csv:row 12:column 血糖' (for problems)"
     )
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _finite(cls, value: object) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(
+                f"{value} is not a result: a number must be finite (send the value as text exactly as the source "
+                "printed it, or leave it out)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _named(self) -> ItemInput:
@@ -130,7 +174,7 @@ class _LimitedLists(_Model):
 class VisitData(_LimitedLists):
     visit_id: str = Field(max_length=MAX_ID_LENGTH)
     exam_date: dt.date | None = None
-    age: float | None = Field(default=None, ge=0, le=130)
+    age: float | None = Field(default=None, ge=0, le=MAX_AGE)
     items: list[ItemInput] = Field(default_factory=list)
     texts: list[TextInput] = Field(default_factory=list)
     questionnaire: Questionnaire | None = None
@@ -144,7 +188,7 @@ class Record(_LimitedLists):
     )
     visit_id: str = Field(max_length=MAX_ID_LENGTH)
     sex: RecordSex
-    age: float | None = Field(default=None, ge=0, le=130, description="age in years at the exam")
+    age: float | None = Field(default=None, ge=0, le=MAX_AGE, description="age in years at the exam")
     birth_date: dt.date | None = None
     exam_date: dt.date | None = None
     employer: str | None = Field(
@@ -162,6 +206,14 @@ class Record(_LimitedLists):
     @classmethod
     def _prior_visit_count(cls, value: Any, info: ValidationInfo) -> Any:
         return _check_count(value, _limits(info).max_prior_visits, "prior visits", "ZHUJIAN_MAX_PRIOR_VISITS")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode_text(cls, data: object) -> object:
+        if _has_lone_surrogate(data):
+            where = _surrogate_path(data, "")
+            raise ValueError(f"field {where or 'record'}: a text holds a lone UTF-16 surrogate (invalid Unicode)")
+        return data
 
     def age_years(self) -> float | None:
         """Age at the exam: given directly, or from birth and exam dates."""

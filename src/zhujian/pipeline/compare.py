@@ -9,7 +9,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
-from zhujian.domain.record import Record, VisitData
+from zhujian.domain.record import MAX_AGE, Record, VisitData
 from zhujian.domain.report import Conclusion, EvaluatedItem, Finding, Report
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.kb.schema import CompareFile, ItemClassRule
@@ -32,9 +32,13 @@ def _visit_sort_key(visit: VisitData) -> tuple[int, dt.date]:
 
 def prior_record(record: Record, visit: VisitData) -> Record:
     age = visit.age
-    if age is None and record.age_years() is not None and record.exam_date and visit.exam_date:
+    now = record.age_years()
+    if age is None and now is not None and record.exam_date and visit.exam_date:
         years = (record.exam_date - visit.exam_date).days / 365.25
-        age = max(0.0, float(record.age_years() or 0) - years)
+        derived = now - years
+        # A visit dated after this exam, or long before birth, gives no age a record can hold: age unknown there.
+        if 0.0 <= derived <= MAX_AGE:
+            age = derived
     return Record(
         person_id=record.person_id,
         visit_id=visit.visit_id,

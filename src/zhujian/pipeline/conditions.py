@@ -57,6 +57,9 @@ def describe_item(e: EvaluatedItem) -> str:
         value = f"{e.value:g}"
         if e.qualifier in (">", "<"):
             value = e.qualifier + value
+    elif e.value is None:
+        # An item whose value could not be read (e.g. several readings, one of them critical) cites the original.
+        value = f"“{e.raw_value}”（无法确定数值）" if e.raw_value is not None else "（无结果）"
     else:
         value = str(e.value)
     unit = f" {e.unit}" if e.unit and isinstance(e.value, float) else ""

@@ -12,7 +12,7 @@ from zhujian.domain.record import ItemInput, Record
 from zhujian.domain.report import CriticalAlert, EvaluatedItem, Flag, Problem
 from zhujian.kb.loader import KnowledgeBase, normalize_unit
 from zhujian.kb.schema import CriticalValueDef, ItemDef, OrdinalLevel, QualitativeValue
-from zhujian.pipeline.values import ParsedRange, parse_range, parse_value
+from zhujian.pipeline.values import ParsedValue, parse_range, parse_value, value_text
 from zhujian.risk.egfr import egfr_ckd_epi_2021_cr
 
 _OPS = {
@@ -112,8 +112,9 @@ def evaluate_items(kb: KnowledgeBase, record: Record) -> ItemEvaluation:
     by_id: dict[str, EvaluatedItem] = {}
     problems: list[Problem] = []
     alerts: list[CriticalAlert] = []
+    unresolved: list[tuple[EvaluatedItem, tuple[float, ...]]] = []
     for index, given in enumerate(record.items):
-        evaluated = _evaluate_one(kb, caches, given, index, sex, age, problems)
+        evaluated = _evaluate_one(kb, caches, given, index, sex, age, problems, unresolved)
         items.append(evaluated)
         if evaluated.item_id is None or evaluated.value is None:
             continue
@@ -150,7 +151,36 @@ def evaluate_items(kb: KnowledgeBase, record: Record) -> ItemEvaluation:
                         rule_id=cv.id,
                     )
                 )
+    for evaluated, readings in unresolved:
+        _alert_possible_critical(caches, evaluated, readings, alerts)
     return ItemEvaluation(items, by_id, alerts, problems)
+
+
+def _alert_possible_critical(
+    caches: ItemCaches, evaluated: EvaluatedItem, readings: tuple[float, ...], alerts: list[CriticalAlert]
+) -> None:
+    """A value with several plausible readings is not used, but if one of them is a critical value the physician
+    must see it at the top of the report: an alert (and through it a class-A/B conclusion) names every reading."""
+    assert evaluated.item_id is not None
+    unit = f" {evaluated.unit}" if evaluated.unit else ""
+    shown = " 或 ".join(_fmt(r) for r in readings) + unit
+    for cv in caches.critical.get(evaluated.item_id, ()):
+        hits = [r for r in readings if compare(r, cv.op, cv.value)]
+        if not hits:
+            continue
+        evaluated.critical = True
+        alerts.append(
+            CriticalAlert(
+                level=cv.level,
+                reason=f"{evaluated.name}结果“{evaluated.raw_value}”无法确定数值（可读作 {shown}），"
+                f"若为 {_fmt(hits[0])}{unit} 则为危急值，请立即核对原始结果：{cv.reason}",
+                source="item",
+                item_id=evaluated.item_id,
+                value=evaluated.raw_value,
+                unit=evaluated.unit,
+                rule_id=cv.id,
+            )
+        )
 
 
 def _evaluate_one(
@@ -161,9 +191,10 @@ def _evaluate_one(
     sex: str,
     age: float | None,
     problems: list[Problem],
+    unresolved: list[tuple[EvaluatedItem, tuple[float, ...]]],
 ) -> EvaluatedItem:
     source_name = given.name or given.code or ""
-    raw = None if given.value is None else str(given.value)
+    raw = None if given.value is None else value_text(given.value)
     item_id = None
     if given.code:
         item_id = given.code if given.code in kb.items else kb.resolve_item(given.code)
@@ -230,11 +261,12 @@ def _evaluate_one(
         result.value = None
         result.qualifier = parsed.text
         return result
-    if parsed.kind != "number" or parsed.number is None:
+    if parsed.kind not in ("number", "ambiguous"):
+        why = f"：{parsed.reason}" if parsed.reason else ""
         problems.append(
             Problem(
                 "unparseable",
-                f"{item.name}（{source_name}）的结果“{raw}”无法解读为数值或分类",
+                f"{item.name}（{source_name}）的结果“{raw}”无法解读为数值或分类{why}",
                 item=source_name,
                 value=raw,
                 field=where,
@@ -274,22 +306,14 @@ def _evaluate_one(
             result.unit = unit
             return result
         factor, offset = conv
-    value = parsed.number * factor + offset
-    if factor != 1.0 or offset != 0.0:
-        value = round(value, 6)
-    if (item.plausible_low is not None and value < item.plausible_low) or (
-        item.plausible_high is not None and value > item.plausible_high
-    ):
-        problems.append(
-            Problem(
-                "implausible",
-                f"{item.name}（{source_name}）= {raw}{' ' + unit if unit else ''} 超出可能范围 "
-                f"[{_fmt(item.plausible_low)}, {_fmt(item.plausible_high)}] {item.unit}，疑为录入错误，结果未使用",
-                item=source_name,
-                value=raw,
-                field=where,
+    value = _resolve_number(item, parsed, factor, offset, raw, unit, source_name, where, problems)
+    if value is None:
+        if parsed.kind == "ambiguous":
+            plausible = tuple(
+                r for r in (_convert(x.number, factor, offset) for x in parsed.readings) if _plausible(item, r)
             )
-        )
+            if plausible:
+                unresolved.append((result, plausible))
         return result
     result.value = value
     if parsed.bound is not None:
@@ -307,9 +331,13 @@ def _evaluate_one(
                 )
             )
 
-    ref: ParsedRange | None = None
+    ref: tuple[float | None, float | None] | None = None
     if given.reference_range:
-        ref = parse_range(given.reference_range)
+        parsed_range = parse_range(given.reference_range)
+        if parsed_range is not None:
+            ref = (_range_bound(parsed_range.low, factor, offset), _range_bound(parsed_range.high, factor, offset))
+            if any(bound is not None and not math.isfinite(bound) for bound in ref):
+                ref = None  # e.g. "1e307-1e308" mg/dL: beyond any representable number once converted
         if ref is None:
             problems.append(
                 Problem(
@@ -321,9 +349,7 @@ def _evaluate_one(
                 )
             )
     if ref is not None:
-        low = None if ref.low is None else round(ref.low * factor + offset, 6)
-        high = None if ref.high is None else round(ref.high * factor + offset, 6)
-        result.ref_low, result.ref_high, result.ref_source = low, high, "input"
+        result.ref_low, result.ref_high, result.ref_source = ref[0], ref[1], "input"
     elif not item.reference_from_input_only:
         interval = default_interval(item, sex, age)
         if interval is not None:
@@ -331,6 +357,96 @@ def _evaluate_one(
             result.ref_source = "kb"
     result.flag = _flag(value, result.ref_low, result.ref_high, result.ref_source, parsed.bound)
     return result
+
+
+def _range_bound(bound: float | None, factor: float, offset: float) -> float | None:
+    return None if bound is None else round(bound * factor + offset, 6)
+
+
+def _convert(number: float, factor: float, offset: float) -> float:
+    value = number * factor + offset
+    return round(value, 6) if factor != 1.0 or offset != 0.0 else value
+
+
+def _plausible(item: ItemDef, value: float) -> bool:
+    return math.isfinite(value) and not (
+        (item.plausible_low is not None and value < item.plausible_low)
+        or (item.plausible_high is not None and value > item.plausible_high)
+    )
+
+
+def _resolve_number(
+    item: ItemDef,
+    parsed: ParsedValue,
+    factor: float,
+    offset: float,
+    raw: str | None,
+    unit: str | None,
+    source_name: str,
+    where: str,
+    problems: list[Problem],
+) -> float | None:
+    """The value in the canonical unit, or None (with a problem) when it is implausible or cannot be read one way.
+
+    A number typed with separators ("6,8", "1,234") is read the way its plausible range allows: one plausible
+    reading is used and the report says how it was read; several plausible readings are never narrowed down."""
+    unit_text = f" {unit}" if unit else ""
+    limits = f"[{_fmt(item.plausible_low)}, {_fmt(item.plausible_high)}] {item.unit}"
+    if parsed.kind == "number" and parsed.number is not None:
+        value = _convert(parsed.number, factor, offset)
+        if not _plausible(item, value):
+            problems.append(
+                Problem(
+                    "implausible",
+                    f"{item.name}（{source_name}）= {raw}{unit_text} 超出可能范围 {limits}，疑为录入错误，结果未使用",
+                    item=source_name,
+                    value=raw,
+                    field=where,
+                )
+            )
+            return None
+        if parsed.readings:
+            problems.append(
+                Problem(
+                    "separator_read",
+                    f"{item.name}（{source_name}）的结果“{raw}”按{parsed.readings[0].how}读作 "
+                    f"{_fmt(parsed.number)}{unit_text}，请核对原始结果",
+                    item=source_name,
+                    value=raw,
+                    field=where,
+                )
+            )
+        return value
+    readings = [(r, _convert(r.number, factor, offset)) for r in parsed.readings]
+    plausible = [(r, v) for r, v in readings if _plausible(item, v)]
+    shown = "、".join(f"{_fmt(r.number)}（{r.how}）" for r, _ in readings)
+    if len(plausible) == 1:
+        reading, value = plausible[0]
+        problems.append(
+            Problem(
+                "separator_read",
+                f"{item.name}（{source_name}）的结果“{raw}”可读作 {shown}，只有 {_fmt(reading.number)}{unit_text} "
+                f"在可能范围 {limits} 内，按此读取，请核对原始结果",
+                item=source_name,
+                value=raw,
+                field=where,
+            )
+        )
+        return value
+    if plausible:
+        why = f"可读作 {shown}，均在可能范围 {limits} 内，无法确定"
+    else:
+        why = f"可读作 {shown}，均超出可能范围 {limits}"
+    problems.append(
+        Problem(
+            "ambiguous",
+            f"{item.name}（{source_name}）的结果“{raw}”{why}，结果未使用，请核对原始结果",
+            item=source_name,
+            value=raw,
+            field=where,
+        )
+    )
+    return None
 
 
 def _flag(value: float, low: float | None, high: float | None, source: str | None, bound: str | None) -> Flag:
