@@ -74,6 +74,13 @@ def ingest_command(
         raise typer.Exit(2) from exc
     report = result.report
     report.render(console)
+    # Rejected rows are in the report's counts; name them too, so that a row lost to a broken quote or an
+    # over-long line is seen without opening the JSON report.
+    for example in report.rejected_examples:
+        typer.echo(f"rejected row {example['row']}: {example['message']}", err=True)
+    if report.rows_rejected > len(report.rejected_examples):
+        more = report.rows_rejected - len(report.rejected_examples)
+        typer.echo(f"… and {more} more rejected row(s); see the rejection counts above", err=True)
     if report_json is not None:
         report_json.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 

@@ -39,9 +39,10 @@ from zhujian.adapters.base import (
     is_empty,
     origin_of,
 )
+from zhujian.adapters.delimited import RowError
 from zhujian.adapters.demographics import DEMOGRAPHIC_ROLES, ColumnVocabulary, column_vocabulary
 from zhujian.adapters.profiles import Profile
-from zhujian.adapters.tables import RowError, open_table
+from zhujian.adapters.tables import open_table
 from zhujian.adapters.wide import DemographicReader, Demographics, date_order_for, resolve_profile
 from zhujian.domain.record import ItemInput, Record, TextInput
 from zhujian.domain.report import Problem

@@ -27,6 +27,7 @@ from zhujian.adapters.base import (
     is_empty,
     origin_of,
 )
+from zhujian.adapters.delimited import RowError
 from zhujian.adapters.demographics import (
     ColumnVocabulary,
     DateOrder,
@@ -37,7 +38,7 @@ from zhujian.adapters.demographics import (
     read_sex,
 )
 from zhujian.adapters.profiles import Profile, check_profile, select_profile
-from zhujian.adapters.tables import RowError, is_xlsx, open_table
+from zhujian.adapters.tables import is_xlsx, open_table
 from zhujian.domain.record import ItemInput, Record, RecordSex
 from zhujian.domain.report import Problem
 
