@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
-from pydantic import ValidationError
 
 from zhujian import __version__
-from zhujian.domain.record import Record, record_json_schema
-from zhujian.examples import example_names, load_example
-from zhujian.kb.loader import KBError, KnowledgeBase, load_center_config, load_kb
-from zhujian.narrate import get_narrator, narrator_names
-from zhujian.pipeline.extract import extract_text
-from zhujian.pipeline.run import build_report
+from zhujian.input_files import InputFileError, Kind, check_json_lines, load_json_of_kind
+
+# Everything heavier than typer is imported inside the command that needs it: `zhujian --help` and `zhujian version`
+# must not pay for pydantic models, the engine or the knowledge base (docs/measurements.md, "CLI start-up").
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from zhujian.domain.record import Record
+    from zhujian.kb.loader import KnowledgeBase
 
 app = typer.Typer(
     help="zhujian 主检：从一份体检记录生成主检报告草稿（结论、证据、建议、危急值），并提供知识库工具。",
@@ -81,6 +83,8 @@ CenterPath = Annotated[
 
 
 def _load(kb_path: Path | None, center: Path | None) -> KnowledgeBase:
+    from zhujian.kb.loader import KBError, load_center_config, load_kb
+
     try:
         center_config = load_center_config(center) if center else None
         return load_kb(kb_path, center_config)
@@ -99,20 +103,23 @@ def _validation_message(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def _read_json(path: str) -> Any:
+def _read_json(path: str, needed: Kind, command: str) -> Any:
+    """The JSON document in `path`, refused in one line (exit 2) unless it is of the kind the command needs."""
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        typer.echo(f"cannot read {path}: {exc.strerror}", err=True)
+        loaded = load_json_of_kind(path, needed, command)
+    except InputFileError as exc:
+        typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        typer.echo(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", err=True)
-        raise typer.Exit(2) from exc
+    if loaded.note:
+        typer.echo(f"{loaded.source}: {loaded.note}", err=True)
+    return loaded.data
 
 
 def _parse_record(data: Any, source: str) -> Record:
+    from pydantic import ValidationError
+
+    from zhujian.domain.record import Record
+
     try:
         return Record.model_validate(data)
     except ValidationError as exc:
@@ -129,11 +136,16 @@ def report(
     center: CenterPath = None,
 ) -> None:
     """Build the 主检报告 of one record: JSON (fixed field names) or the Chinese text report."""
+    from zhujian.narrate import get_narrator, narrator_names
+    from zhujian.pipeline.run import build_report
+
     if output_format not in ("json", "text"):
         typer.echo(f"--format must be json or text, not {output_format!r}", err=True)
         raise typer.Exit(2)
+    # The input is read and checked before the knowledge base is loaded: a wrong file is refused at once.
+    data = _read_json(file, Kind.RECORD, "report")
     knowledge = _load(kb, center)
-    record = _parse_record(_read_json(file), file)
+    record = _parse_record(data, file)
     result = build_report(knowledge, record)
     if output_format == "json":
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
@@ -156,16 +168,30 @@ def extract(
     One output line per input line, in the same order. A line that cannot be read gets an "error" field instead of
     stopping the run.
     """
+    from zhujian.pipeline.extract import extract_text
+
+    source: BinaryIO
+    try:
+        if input_path != "-":
+            check_json_lines(Path(input_path), Kind.TEXT_LINE, "extract")
+        source = sys.stdin.buffer if input_path == "-" else open(input_path, "rb")  # noqa: SIM115
+    except InputFileError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except OSError as exc:
+        typer.echo(f"cannot read {input_path}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from exc
     knowledge = _load(kb, None)
-    source = sys.stdin if input_path == "-" else open(input_path, encoding="utf-8-sig")  # noqa: SIM115
     sink = sys.stdout if output_path == "-" else open(output_path, "w", encoding="utf-8")  # noqa: SIM115
     failures = 0
     try:
-        for line_no, line in enumerate(source, start=1):
-            if not line.strip():
+        for line_no, raw in enumerate(source, start=1):
+            if not raw.strip():
                 continue
             out: dict[str, Any]
             try:
+                # Decoded line by line: one undecodable line is that line's error, not the end of the run.
+                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
                 obj = json.loads(line)
                 if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
                     raise ValueError("expected an object with a string field 'text'")
@@ -177,12 +203,15 @@ def extract(
                     ],
                     "incomplete": result.incomplete,
                 }
+            except UnicodeDecodeError as exc:
+                failures += 1
+                out = {"id": None, "findings": [], "incomplete": True, "error": f"line {line_no}: not UTF-8 ({exc})"}
             except (ValueError, json.JSONDecodeError) as exc:
                 failures += 1
                 out = {"id": None, "findings": [], "incomplete": True, "error": f"line {line_no}: {exc}"}
             sink.write(json.dumps(out, ensure_ascii=False) + "\n")
     finally:
-        if source is not sys.stdin:
+        if input_path != "-":
             source.close()
         if sink is not sys.stdout:
             sink.close()
@@ -196,6 +225,11 @@ def demo(
     output_format: Annotated[str, typer.Option("--format", help="text | json")] = "text",
 ) -> None:
     """Run the engine on the bundled example records and print their reports."""
+    from zhujian.domain.record import Record
+    from zhujian.examples import example_names, load_example
+    from zhujian.narrate import get_narrator
+    from zhujian.pipeline.run import build_report
+
     knowledge = _load(None, None)
     names = [name] if name else example_names()
     for n in names:
@@ -217,6 +251,8 @@ def schema(
     out: Annotated[Path | None, typer.Option("--out", help="write to this file instead of stdout")] = None,
 ) -> None:
     """Print the JSON Schema of the canonical checkup record."""
+    from zhujian.domain.record import record_json_schema
+
     text = json.dumps(record_json_schema(), ensure_ascii=False, indent=2) + "\n"
     if out:
         out.write_text(text, encoding="utf-8")
@@ -227,13 +263,21 @@ def schema(
 @app.command()
 def version() -> None:
     """Print the engine and knowledge-base versions."""
-    knowledge = _load(None, None)
-    typer.echo(f"zhujian {__version__}; knowledge base {knowledge.version}")
+    from zhujian.kb.loader import KBError, kb_version
+
+    try:
+        version_of_kb = kb_version()
+    except KBError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"zhujian {__version__}; knowledge base {version_of_kb}")
 
 
 @kb_app.command("validate")
 def kb_validate(kb: KbPath = None, center: CenterPath = None) -> None:
     """Load every KB file, check every cross-reference, and list all problems at once (exit 1 if any)."""
+    from zhujian.kb.loader import KBError, load_center_config, load_kb
+
     try:
         center_config = load_center_config(center) if center else None
         knowledge = load_kb(kb, center_config)

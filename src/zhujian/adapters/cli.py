@@ -7,13 +7,22 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
-from rich.console import Console
 
-from zhujian.adapters import IngestedRecord, IngestError, get_format, ingest_file
-from zhujian.kb.loader import KBError, default_kb, load_kb
+from zhujian.input_files import (
+    SNIFF_BYTES,
+    WHOLE_DOCUMENT_BYTES,
+    InputFileError,
+    Kind,
+    describe,
+    kind_of,
+    load_json_of_kind,
+)
+
+if TYPE_CHECKING:
+    from zhujian.adapters import IngestedRecord
 
 
 def ingest_command(
@@ -45,13 +54,20 @@ def ingest_command(
 
     Exit code 0 even when values have problems (they are in the report); 2 when the input cannot be read.
     """
+    # Imported here, not at the top: the readers bring the engine, and `zhujian --help` must start quickly.
+    from rich.console import Console
+
+    from zhujian.adapters import IngestError, get_format, ingest_file
+    from zhujian.kb.loader import KBError, default_kb, load_kb
+
     console = Console(stderr=True)
     try:
         # Cheap checks first: loading the knowledge base takes a few seconds.
         get_format(format)
         if not file.is_file():
             raise IngestError(f"cannot read {file}: no such file")
-    except IngestError as exc:
+        _check_not_json(file, format)
+    except (IngestError, InputFileError) as exc:
         typer.echo(f"zhujian ingest: {exc}", err=True)
         raise typer.Exit(2) from exc
     try:
@@ -83,6 +99,50 @@ def ingest_command(
         typer.echo(f"… and {more} more rejected row(s); see the rejection counts above", err=True)
     if report_json is not None:
         report_json.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def _check_not_json(file: Path, format: str) -> None:
+    """Refuse a JSON file given as a table (it would become one garbage column), and a table or another JSON given
+    as a FHIR bundle. Raises InputFileError naming what the file is."""
+    if format == "fhir":
+        load_json_of_kind(str(file), Kind.FHIR_BUNDLE, "ingest --format fhir")
+        return
+    if file.suffix.lower() in (".xlsx", ".xlsm"):
+        return
+    data = _json_content(file)
+    if data is None:
+        return
+    hints = {
+        Kind.FHIR_BUNDLE: "use `zhujian ingest --format fhir`",
+        Kind.RECORD: "it is already a record: `zhujian report` (or `zhujian batch` for JSON lines)",
+        Kind.REPORT: "render a report with `zhujian pdf`",
+    }
+    hint = hints.get(kind_of(data), "it is JSON, not a table")
+    raise InputFileError(
+        f"{file}: this is {describe(data)}; `zhujian ingest --format {format}` reads CSV, TSV and .xlsx exports; {hint}"
+    )
+
+
+def _json_content(file: Path) -> Any:
+    """The first JSON value of a file that is JSON or JSON lines, or None for anything else (a CSV header may begin
+    with "[" or "{" too, e.g. `[体检号],[姓名]`: only text that parses as JSON counts)."""
+    with file.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    text = head.decode("utf-8", errors="ignore").lstrip("\ufeff \t\r\n")
+    if not text.startswith(("{", "[")):
+        return None
+    first_line = text.split("\n", 1)[0]
+    for candidate in (first_line, text):
+        try:
+            return json.loads(candidate)
+        except (json.JSONDecodeError, RecursionError):
+            continue
+    try:
+        if file.stat().st_size > WHOLE_DOCUMENT_BYTES:
+            return None
+        return json.loads(file.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
 
 
 def _write_records(entries: Iterable[IngestedRecord], out: str, problems: Path | None) -> None:
