@@ -190,8 +190,8 @@ def _error_path(loc: Iterable[int | str]) -> str:
     return out
 
 
-# libyaml's loader when PyYAML was built with it: the same documents as the pure-Python SafeLoader (tests/test_kb.py
-# compares the two KBs) in about a third of the time, the largest part of the CLI's start-up (docs/measurements.md).
+# libyaml's loader when PyYAML was built with it: the same documents as the pure-Python SafeLoader
+# (tests/test_kb_loading.py compares the two KBs) in about a third of the time (docs/measurements.md).
 YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
