@@ -175,3 +175,47 @@ def test_cli_names_rejected_rows(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "rejected row 2:" in done.stderr and "引号" in done.stderr
     assert len((tmp_path / "r.jsonl").read_text(encoding="utf-8").splitlines()) == 3
+
+
+def test_long_file_with_unterminated_quote_keeps_the_other_results(tmp_path: Path, kb: KnowledgeBase) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text(
+        'visit_id,item,value\nv1,钾,"4.1\nv1,钠,140\nv2,钾,2.6\nv2,钠,135\n', encoding="utf-8"
+    )
+    entries, report = _read(path, kb, fmt="long")
+    values = {(e.record.visit_id, i.name): i.value for e in entries for i in e.record.items}
+    assert values == {("v1", "钠"): "140", ("v2", "钾"): "2.6", ("v2", "钠"): "135"}
+    assert [e["row"] for e in report.rejected_examples] == [2]
+
+
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [
+        (b"PK\x03\x04" + b"\x00" * 40, "a ZIP archive"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 40, "an old binary Excel (.xls) file"),
+        (b"%PDF-1.7\n" + b"\xff" * 40, "a PDF document"),
+    ],
+)
+def test_cli_names_binary_files_saved_as_csv(tmp_path: Path, content: bytes, what: str) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes(content)
+    done = _ingest_cli(path, tmp_path)
+    assert done.returncode == 2 and what in done.stderr, done.stderr
+
+
+def test_cli_fhir_ingest_says_a_gb18030_bundle_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "bundle.json"
+    path.write_bytes('{"resourceType": "Bundle", "type": "collection", "entry": [], "id": "体检"}'.encode("gb18030"))
+    done = _ingest_cli(path, tmp_path, "--format", "fhir")
+    assert done.returncode == 2 and "GB18030 text, not UTF-8" in done.stderr, done.stderr
+
+
+def _ingest_cli(path: Path, tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(
+        [sys.executable, "-m", "zhujian", "ingest", str(path), *options, "--out", str(tmp_path / "r.jsonl")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )

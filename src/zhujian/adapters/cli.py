@@ -105,10 +105,20 @@ def _check_not_json(file: Path, format: str) -> None:
     """Refuse a JSON file given as a table (it would become one garbage column), and a table or another JSON given
     as a FHIR bundle. Raises InputFileError naming what the file is."""
     if format == "fhir":
-        load_json_of_kind(str(file), Kind.FHIR_BUNDLE, "ingest --format fhir")
+        loaded = load_json_of_kind(str(file), Kind.FHIR_BUNDLE, "ingest --format fhir")
+        if loaded.note:
+            raise InputFileError(
+                f"{file}: {loaded.encoding.upper()} text, not UTF-8; `zhujian ingest --format fhir` reads UTF-8 "
+                "(convert it, or use `zhujian import-fhir`, which reads it)"
+            )
         return
     if file.suffix.lower() in (".xlsx", ".xlsm"):
         return
+    with file.open("rb") as handle:
+        magic = handle.read(8)
+    for signature, what in _BINARY_SIGNATURES:
+        if magic.startswith(signature):
+            raise InputFileError(f"{file}: this is {what}, not a CSV or TSV text file")
     data = _json_content(file)
     if data is None:
         return
@@ -121,6 +131,14 @@ def _check_not_json(file: Path, format: str) -> None:
     raise InputFileError(
         f"{file}: this is {describe(data)}; `zhujian ingest --format {format}` reads CSV, TSV and .xlsx exports; {hint}"
     )
+
+
+# Files that old systems export under a .csv or .txt name; read as text they would fail on the encoding.
+_BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "a ZIP archive (an .xlsx workbook under another name? rename it to .xlsx)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old binary Excel (.xls) file: save it as .xlsx or CSV"),
+    (b"%PDF-", "a PDF document"),
+)
 
 
 def _json_content(file: Path) -> Any:
