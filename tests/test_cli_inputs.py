@@ -178,3 +178,18 @@ def test_kinds_by_shape() -> None:
     assert kind_of({"age": 55, "sex": "male", "sbp_mmhg": 140}) is Kind.OBJECT
     with pytest.raises(InputFileError, match="the file is empty"):
         parse_json("", "e.json")
+
+
+@pytest.mark.parametrize("command", ["batch", "deid", "extract"])
+def test_json_lines_in_gb18030_are_refused_with_the_conversion(tmp_path: Path, command: str) -> None:
+    # These commands stream UTF-8 lines; before, every line of a GB18030 file became a reject (or a traceback).
+    source = tmp_path / "in.jsonl"
+    line = {"id": "t1", "item": "肝脏", "text": "脂肪肝"} if command == "extract" else load_example("female_67_critical")
+    source.write_bytes((json.dumps(line, ensure_ascii=False) + "\n").encode("gb18030"))
+    out = tmp_path / "out.jsonl"
+    options = {"batch": [str(source), "--out", str(out), "--no-progress"],
+               "deid": [str(source), "--out", str(out), "--key-file", str(tmp_path / "k.key")],
+               "extract": ["--in", str(source), "--out", str(out)]}[command]
+    result = runner.invoke(app, [command, *options])
+    assert result.exit_code == 2, result.output
+    _one_line_refusal(result.output, "GB18030 text, not UTF-8", "iconv -f GB18030 -t UTF-8")
