@@ -193,3 +193,17 @@ def test_json_lines_in_gb18030_are_refused_with_the_conversion(tmp_path: Path, c
     result = runner.invoke(app, [command, *options])
     assert result.exit_code == 2, result.output
     _one_line_refusal(result.output, "GB18030 text, not UTF-8", "iconv -f GB18030 -t UTF-8")
+
+
+def test_center_and_kb_options_name_an_unusable_file(files: dict[str, Path], tmp_path: Path) -> None:
+    # Before: FileNotFoundError and UnicodeDecodeError tracebacks.
+    binary = tmp_path / "center.yaml"
+    binary.write_bytes(bytes(range(256)))
+    for option, value, message in [
+        ("--center", str(tmp_path / "absent.yaml"), "absent.yaml: cannot read: No such file or directory"),
+        ("--center", str(binary), "center.yaml: not UTF-8 text"),
+        ("--kb", str(files["record.json"]), "record.json: not a folder"),
+    ]:
+        result = runner.invoke(app, ["report", str(files["record.json"]), option, value])
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "Traceback" not in result.output

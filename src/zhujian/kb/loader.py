@@ -202,6 +202,12 @@ def _parse(model: type[M], path: Path, root: Path, problems: list[KBProblem]) ->
     except yaml.YAMLError as exc:
         problems.append(KBProblem(rel, "", f"YAML syntax error: {exc}"))
         return None
+    except OSError as exc:
+        problems.append(KBProblem(rel, "", f"cannot read: {exc.strerror or exc}"))
+        return None
+    except UnicodeDecodeError as exc:
+        problems.append(KBProblem(rel, "", f"not UTF-8 text (byte {exc.start}): a binary file?"))
+        return None
     if data is None:
         problems.append(KBProblem(rel, "", "file is empty"))
         return None
@@ -233,6 +239,8 @@ def iter_conditions(cond: Condition) -> Iterator[Condition]:
 def load_kb(root: Path | None = None, center: CenterConfig | None = None) -> KnowledgeBase:
     """Load, validate and cross-check the KB under `root` (default: the bundled one). Raises KBError."""
     root = root or _default_root()
+    if not root.is_dir():
+        raise KBError([KBProblem(str(root), "", "not a folder: --kb names the knowledge-base folder")])
     problems: list[KBProblem] = []
     digest = hashlib.sha256()
     files: list[str] = []
