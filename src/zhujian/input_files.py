@@ -49,6 +49,8 @@ NEEDS: dict[Kind, str] = {
 # Keys only a checkup record has (age and sex are also risk-model inputs, so they do not mark a record).
 _RECORD_MARKS = frozenset({"visit_id", "items", "texts", "questionnaire", "prior_visits"})
 
+STDIN = "standard input"  # how "-" is named in messages
+
 # A JSON-lines file is recognised from its first lines: how many non-blank lines and bytes are looked at.
 SNIFF_LINES = 50
 SNIFF_BYTES = 1 << 20
@@ -67,10 +69,10 @@ def kind_of(data: Any) -> Kind:
         return Kind.FHIR_BUNDLE if data.get("resourceType") == "Bundle" else Kind.FHIR_RESOURCE
     if "conclusions" in keys:  # a record never has it (unknown keys are errors there)
         return Kind.REPORT
-    if isinstance(data.get("text"), str) and not keys & (_RECORD_MARKS | {"conclusions"}):
-        return Kind.TEXT_LINE
-    if keys & _RECORD_MARKS and "conclusions" not in keys:
+    if keys & _RECORD_MARKS:
         return Kind.RECORD
+    if isinstance(data.get("text"), str):
+        return Kind.TEXT_LINE
     return Kind.OBJECT
 
 
@@ -250,7 +252,7 @@ def json_error_message(exc: json.JSONDecodeError, text: str) -> str:
 def parse_json(text: str, source: str) -> Any:
     """Parse one JSON document. Raises InputFileError: the file is empty, or the full syntax error."""
     if not text.strip():
-        raise InputFileError(f"{source}: the file is empty" if source != "-" else "standard input is empty")
+        raise InputFileError("standard input is empty" if source == STDIN else f"{source}: the file is empty")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -275,7 +277,7 @@ _NOUNS = {Kind.RECORD: "record", Kind.REPORT: "report", Kind.FHIR_BUNDLE: "bundl
 
 def load_json(path: str, what: str = "") -> JsonInput:
     """Read and parse one JSON document from `path` ("-" for stdin). Raises InputFileError."""
-    source = "standard input" if path == "-" else path
+    source = STDIN if path == "-" else path
     decoded = decode_text(read_bytes(path, what), source)
     return JsonInput(parse_json(decoded.text, source), source, decoded.encoding)
 
