@@ -219,3 +219,14 @@ def _ingest_cli(path: Path, tmp_path: Path, *options: str) -> subprocess.Complet
         env=env,
         timeout=120,
     )
+
+
+def test_undecodable_bytes_in_the_header_are_noted(tmp_path: Path, kb: KnowledgeBase) -> None:
+    body = "".join(f"v{n},男,4.1\n" for n in range(200)).encode("gb18030")
+    data = "visit_id,性别,钾\n".encode("gb18030").replace(b"\xbc", b"\xff", 1) + body
+    assert b"\xff" in data
+    path = tmp_path / "gb.csv"
+    path.write_bytes(data)
+    entries, report = _read(path, kb, encoding="gb18030")
+    assert len(entries) == 200
+    assert any(note.startswith("header: 1 column name(s) hold bytes that gb18030 cannot decode") for note in report.notes)
