@@ -207,3 +207,19 @@ def test_center_and_kb_options_name_an_unusable_file(files: dict[str, Path], tmp
         result = runner.invoke(app, ["report", str(files["record.json"]), option, value])
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_unwritable_outputs_are_one_line(tmp_path: Path) -> None:
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text('{"id": "1", "item": "肝脏", "text": "脂肪肝"}\n', encoding="utf-8")
+    missing = tmp_path / "no" / "such" / "folder" / "out.json"
+    table = tmp_path / "t.csv"
+    table.write_text("visit_id,钾\nv1,4.1\n", encoding="utf-8")
+    for args in (
+        ["schema", "--out", str(missing)],
+        ["extract", "--in", str(texts), "--out", str(missing)],
+        ["ingest", str(table), "--out", str(tmp_path / "r.jsonl"), "--report-json", str(missing)],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert f"cannot write {missing}: No such file or directory" in result.output

@@ -255,7 +255,13 @@ def extract(
         typer.echo(f"cannot read {input_path}: {exc.strerror}", err=True)
         raise typer.Exit(2) from exc
     knowledge = _load(kb, None)
-    sink = sys.stdout if output_path == "-" else open(output_path, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        sink = sys.stdout if output_path == "-" else open(output_path, "w", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        if input_path != "-":
+            source.close()
+        typer.echo(f"cannot write {output_path}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from exc
     failures = 0
     try:
         for line_no, raw in enumerate(source, start=1):
@@ -328,7 +334,11 @@ def schema(
 
     text = json.dumps(record_json_schema(), ensure_ascii=False, indent=2) + "\n"
     if out:
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            typer.echo(f"cannot write {out}: {exc.strerror}", err=True)
+            raise typer.Exit(2) from exc
     else:
         typer.echo(text, nl=False)
 

@@ -98,7 +98,11 @@ def ingest_command(
         more = report.rows_rejected - len(report.rejected_examples)
         typer.echo(f"… and {more} more rejected row(s); see the rejection counts above", err=True)
     if report_json is not None:
-        report_json.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        try:
+            report_json.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            typer.echo(f"zhujian ingest: cannot write {report_json}: {exc.strerror}", err=True)
+            raise typer.Exit(2) from exc
 
 
 def _check_not_json(file: Path, format: str) -> None:
