@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from zhujian.cli import app
@@ -113,3 +117,38 @@ def test_schema_document_is_current() -> None:
     """docs/record.schema.json is the exported schema of the Record model (regenerate with `zhujian schema`)."""
     documented = json.loads((ROOT / "docs" / "record.schema.json").read_text(encoding="utf-8"))
     assert documented == record_json_schema()
+
+
+HEAVY_MODULES = (
+    "zhujian.adapters",
+    "zhujian.pipeline",
+    "zhujian.render",
+    "zhujian.web",
+    "zhujian.storage",
+    "zhujian.risk",
+    "zhujian.batch",
+    "zhujian.domain",
+    "sqlalchemy",
+    "jinja2",
+    "pydantic_settings",
+)
+
+
+@pytest.mark.parametrize("args", [["version"], ["--help"], ["risk", "--help"]])
+def test_start_up_imports_only_what_the_command_needs(args: list[str]) -> None:
+    # `zhujian version` took 3.3 s: it loaded the whole KB, and every command module (the engine, pydantic models,
+    # Jinja2, the settings) was imported to register the commands. Timing figures: docs/measurements.md.
+    code = (
+        "import sys\n"
+        "from zhujian.cli import app\n"
+        f"try:\n    app({args!r}, prog_name='zhujian')\nexcept SystemExit:\n    pass\n"
+        "print('MODULES:', *sorted(m for m in sys.modules if m.startswith(" + repr(HEAVY_MODULES) + ")))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = done.stdout.strip().splitlines()[-1].split()[1:]
+    expected = {"risk": ["zhujian.risk"]}.get(args[0], [])
+    assert [m for m in loaded if not m.startswith(tuple(expected))] == [], loaded
+    if args == ["version"]:
+        assert "knowledge base 20" in done.stdout

@@ -2,23 +2,48 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
-from pydantic import ValidationError
+import typer.main
+from typer import _click as click
+from typer.core import TyperGroup
 
 from zhujian import __version__
-from zhujian.domain.record import Record, record_json_schema
-from zhujian.examples import example_names, load_example
-from zhujian.kb.loader import KBError, KnowledgeBase, load_center_config, load_kb
-from zhujian.narrate import get_narrator, narrator_names
-from zhujian.pipeline.extract import extract_text
-from zhujian.pipeline.run import build_report
+from zhujian.input_files import InputFileError, Kind, check_json_lines, load_json_of_kind
+
+# Everything heavier than typer is imported inside the command that needs it: `zhujian --help` and `zhujian version`
+# must not pay for pydantic models, the engine or the knowledge base (docs/measurements.md, "CLI start-up").
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from zhujian.domain.record import Record
+    from zhujian.kb.loader import KnowledgeBase
+
+
+class _LazyGroup(TyperGroup):
+    """A command group whose commands implemented in other packages are imported only when they run.
+
+    Each such command is registered with its help text and a stand-in (so `zhujian --help` lists it and the README
+    check sees it); the real command replaces the stand-in when the command line names it. Importing them all at
+    start-up (the engine, pydantic models, Jinja2, SQLAlchemy settings) made `zhujian version` take seconds.
+    """
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] in _LAZY_LOADERS:
+            self.commands[args[0]] = _LAZY_LOADERS[args[0]]()
+        return super().resolve_command(ctx, args)
+
 
 app = typer.Typer(
+    cls=_LazyGroup,
     help="zhujian 主检：从一份体检记录生成主检报告草稿（结论、证据、建议、危急值），并提供知识库工具。",
     no_args_is_help=True,
     add_completion=False,
@@ -26,58 +51,109 @@ app = typer.Typer(
 kb_app = typer.Typer(help="Knowledge-base tools: validate the YAML files, show counts.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 
-
-def _mount_risk() -> None:
-    try:
-        from zhujian.risk.cli import risk_app
-    except ImportError:  # pragma: no cover - the risk package ships with zhujian
-        return
-    app.add_typer(risk_app, name="risk", help="Risk models (China-PAR, PCE, eGFR, KDIGO, CDRS, classes).")
+_LAZY_LOADERS: dict[str, Callable[[], click.Command]] = {}
 
 
-_mount_risk()
+def _lazy_command(name: str, module: str, function: str, help_text: str) -> None:
+    """Register `module.function` as command `name`, imported when it runs."""
+
+    def load() -> click.Command:
+        single = typer.Typer(add_completion=False)
+        single.command(name, help=help_text)(getattr(importlib.import_module(module), function))
+        return typer.main.get_command(single)
+
+    def stand_in() -> None:  # pragma: no cover - replaced by the real command before it could run
+        raise RuntimeError(f"command {name} was not loaded")
+
+    _LAZY_LOADERS[name] = load
+    app.command(name, help=help_text)(stand_in)
 
 
-def _register_commands() -> None:
-    """Commands implemented next to their library code (adapters, batch …), registered through one door."""
-    from zhujian.adapters.cli import ingest_command
-    from zhujian.batch.cli import batch_command
-    from zhujian.deid_cli import deid_command
-    from zhujian.fhir_cli import export_fhir_command, import_fhir_command
-    from zhujian.render.cli import pdf_command
-    from zhujian.web.cli import serve_command
+def _lazy_group(name: str, build: Callable[[], typer.Typer], help_text: str) -> None:
+    """Register the sub-application `build()` returns as command group `name`, built when it runs."""
 
-    app.command("ingest", help="Read a checkup file (wide CSV/xlsx, long, Meinian) into canonical records.")(
-        ingest_command
-    )
-    app.command("serve", help="Run the physician's workbench (web pages + JSON API); --demo loads example reports.")(
-        serve_command
-    )
-    app.command("batch", help="Run the engine over canonical records (JSON lines) on all cores, with resume.")(
-        batch_command
-    )
-    app.command("pdf", help="Render a report JSON as the examinee's PDF (or HTML preview).")(pdf_command)
-    app.command(
-        "export-fhir", help="Write a report JSON as a FHIR R4 Bundle (DiagnosticReport, Observations, Conditions)."
-    )(export_fhir_command)
-    app.command("import-fhir", help="Read a FHIR R4 Bundle into canonical records (JSON lines).")(import_fhir_command)
-    app.command("deid", help="De-identify canonical records for dataset export (keyed pseudonyms, masked PII).")(
-        deid_command
-    )
-    from zhujian.group.cli import group_command
+    def load() -> click.Command:
+        group = typer.main.get_group(build())
+        group.name, group.help = name, help_text
+        return group
 
-    app.command("group", help="The employer's group report (团检报告) of a cohort: HTML, PDF, JSON, CSV, xlsx.")(
-        group_command
-    )
-    from zhujian.storage.cli import audit_anchor_command, audit_verify_command, db_upgrade_command
+    _LAZY_LOADERS[name] = load
+    app.add_typer(typer.Typer(), name=name, help=help_text)
+
+
+def _risk_app() -> typer.Typer:
+    from zhujian.risk.cli import risk_app
+
+    return risk_app
+
+
+def _audit_app() -> typer.Typer:
+    from zhujian.storage.cli import audit_anchor_command, audit_verify_command
 
     audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
     audit_app.command("verify")(audit_verify_command)
     audit_app.command("anchor")(audit_anchor_command)
+    return audit_app
+
+
+def _db_app() -> typer.Typer:
+    from zhujian.storage.cli import db_upgrade_command
+
     db_app = typer.Typer(help="Database schema tools.", no_args_is_help=True)
     db_app.command("upgrade")(db_upgrade_command)
-    app.add_typer(audit_app, name="audit")
-    app.add_typer(db_app, name="db")
+    return db_app
+
+
+def _register_commands() -> None:
+    """Commands implemented next to their library code (adapters, batch …), registered through one door."""
+    _lazy_group("risk", _risk_app, "Risk models (China-PAR, PCE, eGFR, KDIGO, CDRS, classes).")
+    _lazy_command(
+        "ingest",
+        "zhujian.adapters.cli",
+        "ingest_command",
+        "Read a checkup file (wide CSV/xlsx, long, Meinian) into canonical records.",
+    )
+    _lazy_command(
+        "serve",
+        "zhujian.web.cli",
+        "serve_command",
+        "Run the physician's workbench (web pages + JSON API); --demo loads example reports.",
+    )
+    _lazy_command(
+        "batch",
+        "zhujian.batch.cli",
+        "batch_command",
+        "Run the engine over canonical records (JSON lines) on all cores, with resume.",
+    )
+    _lazy_command(
+        "pdf", "zhujian.render.cli", "pdf_command", "Render a report JSON as the examinee's PDF (or HTML preview)."
+    )
+    _lazy_command(
+        "export-fhir",
+        "zhujian.fhir_cli",
+        "export_fhir_command",
+        "Write a report JSON as a FHIR R4 Bundle (DiagnosticReport, Observations, Conditions).",
+    )
+    _lazy_command(
+        "import-fhir",
+        "zhujian.fhir_cli",
+        "import_fhir_command",
+        "Read a FHIR R4 Bundle into canonical records (JSON lines).",
+    )
+    _lazy_command(
+        "deid",
+        "zhujian.deid_cli",
+        "deid_command",
+        "De-identify canonical records for dataset export (keyed pseudonyms, masked PII).",
+    )
+    _lazy_command(
+        "group",
+        "zhujian.group.cli",
+        "group_command",
+        "The employer's group report (团检报告) of a cohort: HTML, PDF, JSON, CSV, xlsx.",
+    )
+    _lazy_group("audit", _audit_app, "Audit log tools.")
+    _lazy_group("db", _db_app, "Database schema tools.")
 
 
 KbPath = Annotated[Path | None, typer.Option("--kb", help="knowledge-base folder (default: the bundled KB)")]
@@ -87,6 +163,8 @@ CenterPath = Annotated[
 
 
 def _load(kb_path: Path | None, center: Path | None) -> KnowledgeBase:
+    from zhujian.kb.loader import KBError, load_center_config, load_kb
+
     try:
         center_config = load_center_config(center) if center else None
         return load_kb(kb_path, center_config)
@@ -105,20 +183,23 @@ def _validation_message(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def _read_json(path: str) -> Any:
+def _read_json(path: str, needed: Kind, command: str) -> Any:
+    """The JSON document in `path`, refused in one line (exit 2) unless it is of the kind the command needs."""
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        typer.echo(f"cannot read {path}: {exc.strerror}", err=True)
+        loaded = load_json_of_kind(path, needed, command)
+    except InputFileError as exc:
+        typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        typer.echo(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", err=True)
-        raise typer.Exit(2) from exc
+    if loaded.note:
+        typer.echo(f"{loaded.source}: {loaded.note}", err=True)
+    return loaded.data
 
 
 def _parse_record(data: Any, source: str) -> Record:
+    from pydantic import ValidationError
+
+    from zhujian.domain.record import Record
+
     try:
         return Record.model_validate(data)
     except ValidationError as exc:
@@ -135,11 +216,16 @@ def report(
     center: CenterPath = None,
 ) -> None:
     """Build the 主检报告 of one record: JSON (fixed field names) or the Chinese text report."""
+    from zhujian.narrate import get_narrator, narrator_names
+    from zhujian.pipeline.run import build_report
+
     if output_format not in ("json", "text"):
         typer.echo(f"--format must be json or text, not {output_format!r}", err=True)
         raise typer.Exit(2)
+    # The input is read and checked before the knowledge base is loaded: a wrong file is refused at once.
+    data = _read_json(file, Kind.RECORD, "report")
     knowledge = _load(kb, center)
-    record = _parse_record(_read_json(file), file)
+    record = _parse_record(data, file)
     result = build_report(knowledge, record)
     if output_format == "json":
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
@@ -162,16 +248,36 @@ def extract(
     One output line per input line, in the same order. A line that cannot be read gets an "error" field instead of
     stopping the run.
     """
+    from zhujian.pipeline.extract import extract_text
+
+    source: BinaryIO
+    try:
+        if input_path != "-":
+            check_json_lines(Path(input_path), Kind.TEXT_LINE, "extract")
+        source = sys.stdin.buffer if input_path == "-" else open(input_path, "rb")  # noqa: SIM115
+    except InputFileError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except OSError as exc:
+        typer.echo(f"cannot read {input_path}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from exc
     knowledge = _load(kb, None)
-    source = sys.stdin if input_path == "-" else open(input_path, encoding="utf-8-sig")  # noqa: SIM115
-    sink = sys.stdout if output_path == "-" else open(output_path, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        sink = sys.stdout if output_path == "-" else open(output_path, "w", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        if input_path != "-":
+            source.close()
+        typer.echo(f"cannot write {output_path}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from exc
     failures = 0
     try:
-        for line_no, line in enumerate(source, start=1):
-            if not line.strip():
+        for line_no, raw in enumerate(source, start=1):
+            if not raw.strip():
                 continue
             out: dict[str, Any]
             try:
+                # Decoded line by line: one undecodable line is that line's error, not the end of the run.
+                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
                 obj = json.loads(line)
                 if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
                     raise ValueError("expected an object with a string field 'text'")
@@ -183,12 +289,15 @@ def extract(
                     ],
                     "incomplete": result.incomplete,
                 }
+            except UnicodeDecodeError as exc:
+                failures += 1
+                out = {"id": None, "findings": [], "incomplete": True, "error": f"line {line_no}: not UTF-8 ({exc})"}
             except (ValueError, json.JSONDecodeError) as exc:
                 failures += 1
                 out = {"id": None, "findings": [], "incomplete": True, "error": f"line {line_no}: {exc}"}
             sink.write(json.dumps(out, ensure_ascii=False) + "\n")
     finally:
-        if source is not sys.stdin:
+        if input_path != "-":
             source.close()
         if sink is not sys.stdout:
             sink.close()
@@ -202,6 +311,11 @@ def demo(
     output_format: Annotated[str, typer.Option("--format", help="text | json")] = "text",
 ) -> None:
     """Run the engine on the bundled example records and print their reports."""
+    from zhujian.domain.record import Record
+    from zhujian.examples import example_names, load_example
+    from zhujian.narrate import get_narrator
+    from zhujian.pipeline.run import build_report
+
     knowledge = _load(None, None)
     names = [name] if name else example_names()
     for n in names:
@@ -223,9 +337,15 @@ def schema(
     out: Annotated[Path | None, typer.Option("--out", help="write to this file instead of stdout")] = None,
 ) -> None:
     """Print the JSON Schema of the canonical checkup record."""
+    from zhujian.domain.record import record_json_schema
+
     text = json.dumps(record_json_schema(), ensure_ascii=False, indent=2) + "\n"
     if out:
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            typer.echo(f"cannot write {out}: {exc.strerror}", err=True)
+            raise typer.Exit(2) from exc
     else:
         typer.echo(text, nl=False)
 
@@ -233,13 +353,21 @@ def schema(
 @app.command()
 def version() -> None:
     """Print the engine and knowledge-base versions."""
-    knowledge = _load(None, None)
-    typer.echo(f"zhujian {__version__}; knowledge base {knowledge.version}")
+    from zhujian.kb.loader import KBError, kb_version
+
+    try:
+        version_of_kb = kb_version()
+    except KBError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"zhujian {__version__}; knowledge base {version_of_kb}")
 
 
 @kb_app.command("validate")
 def kb_validate(kb: KbPath = None, center: CenterPath = None) -> None:
     """Load every KB file, check every cross-reference, and list all problems at once (exit 1 if any)."""
+    from zhujian.kb.loader import KBError, load_center_config, load_kb
+
     try:
         center_config = load_center_config(center) if center else None
         knowledge = load_kb(kb, center_config)

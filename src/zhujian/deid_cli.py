@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from zhujian.deid import DEFAULT_MAX_SHIFT_DAYS, DeidError, DeidOptions, deidentify_file
+from zhujian.input_files import InputFileError, Kind, check_json_lines
 
 
 def deid_command(
@@ -27,6 +28,13 @@ def deid_command(
 ) -> None:
     """Pseudonymize ids (keyed HMAC-SHA256), mask names, ID and phone numbers, e-mails and addresses in every text,
     turn birth dates into ages, optionally shift dates; write a manifest (source hash, counts, key id, row map)."""
+    try:
+        # The de-identifier knows the fields of a record; a report or a FHIR bundle keeps names, ids and texts in
+        # other fields. Refuse it rather than write a file that only looks de-identified.
+        check_json_lines(input_path, Kind.RECORD, "deid")
+    except InputFileError as exc:
+        typer.echo(f"deid: {exc}", err=True)
+        raise typer.Exit(2) from exc
     try:
         run = deidentify_file(
             input_path,

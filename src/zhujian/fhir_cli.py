@@ -5,24 +5,24 @@ without loading the FHIR models."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from zhujian.input_files import InputFileError, Kind, load_json_of_kind
 
-def _read_json(path: str) -> Any:
+
+def _read_json(path: str, needed: Kind, command: str) -> Any:
+    """The JSON document in `path` if it is of the kind needed; anything else is refused in one line, exit code 2."""
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        typer.echo(f"cannot read {path}: {exc.strerror}", err=True)
+        loaded = load_json_of_kind(path, needed, command)
+    except InputFileError as exc:
+        typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        typer.echo(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", err=True)
-        raise typer.Exit(2) from exc
+    if loaded.note:
+        typer.echo(f"{loaded.source}: {loaded.note}", err=True)
+    return loaded.data
 
 
 def _write(text: str, out: Path | None) -> None:
@@ -59,14 +59,14 @@ def export_fhir_command(
     from zhujian.kb.loader import KBError, default_kb
 
     try:
-        report = report_from_dict(_read_json(report_file))
+        report = report_from_dict(_read_json(report_file, Kind.REPORT, "export-fhir"))
     except ReportFormatError as exc:
         typer.echo(f"{report_file}: {exc}", err=True)
         raise typer.Exit(2) from exc
     record = None
     if record_file is not None:
         try:
-            record = Record.model_validate(_read_json(str(record_file)))
+            record = Record.model_validate(_read_json(str(record_file), Kind.RECORD, "export-fhir"))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
@@ -101,7 +101,7 @@ def import_fhir_command(
     from zhujian.adapters.fhir import FhirCodesError, FhirInputError, read_fhir_bundle
     from zhujian.kb.loader import KBError, default_kb
 
-    data = _read_json(bundle_file)
+    data = _read_json(bundle_file, Kind.FHIR_BUNDLE, "import-fhir")
     try:
         result = read_fhir_bundle(data, default_kb(), source=Path(bundle_file).name if bundle_file != "-" else "stdin")
     except (FhirInputError, FhirCodesError, KBError) as exc:

@@ -39,10 +39,17 @@ from zhujian.adapters.base import (
     is_empty,
     origin_of,
 )
+from zhujian.adapters.delimited import RowError
 from zhujian.adapters.demographics import DEMOGRAPHIC_ROLES, ColumnVocabulary, column_vocabulary
 from zhujian.adapters.profiles import Profile
-from zhujian.adapters.tables import RowError, open_table
-from zhujian.adapters.wide import DemographicReader, Demographics, date_order_for, resolve_profile
+from zhujian.adapters.tables import open_table
+from zhujian.adapters.wide import (
+    DemographicReader,
+    Demographics,
+    date_order_for,
+    note_undecodable_header,
+    resolve_profile,
+)
 from zhujian.domain.record import ItemInput, Record, TextInput
 from zhujian.domain.report import Problem
 from zhujian.kb.loader import KnowledgeBase
@@ -89,6 +96,7 @@ def read_long(request: ReadRequest) -> Iterator[ReadRecord]:
     info = request.info
     vocabulary = column_vocabulary()
     with open_table(request.path, info, encoding=request.encoding, delimiter=request.delimiter) as table:
+        note_undecodable_header(info)
         profile = resolve_profile(request, table.header, "long")
         plan = plan_long_columns(table.header, vocabulary, info)
         date_column = plan.get("exam_date") if plan.get("exam_date") is not None else plan.get("birth_date")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from zhujian.adapters.base import Cell, IngestError, SourceInfo, cell_text
+from zhujian.adapters.delimited import DelimitedReader, RowError
 from zhujian.adapters.detect import (
     check_encoding,
     delimiter_name,
@@ -31,13 +32,6 @@ from zhujian.adapters.detect import (
 csv.field_size_limit(64 * 1024 * 1024)
 
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
-
-
-@dataclass
-class RowError:
-    """A row the csv module could not split (e.g. an unterminated quote); it is rejected, not skipped."""
-
-    message: str
 
 
 @dataclass
@@ -107,30 +101,10 @@ def _open_delimited(path: Path, info: SourceInfo, encoding: str | None, delimite
     # errors="replace": a stray undecodable byte deep in the file must not stop the run; the cells that hold the
     # replacement character are reported (`encoding_error`).
     with path.open(encoding=codec, errors="replace", newline="") as handle:
-        reader = csv.reader(handle, delimiter=chosen, quoting=quoting)
-        try:
-            first = next(reader)
-        except StopIteration:
-            raise IngestError(f"{path.name}: the file is empty") from None
-        except csv.Error as exc:
-            raise IngestError(f"{path.name}: the header row cannot be read: {exc}") from exc
-        header = header_names(list(first))
+        reader = DelimitedReader(handle, chosen, quoting, file_name=path.name)
+        header = header_names(list(reader.header()))
         info.header = header
-        yield Table(header, _csv_rows(reader))
-
-
-def _csv_rows(reader: Any) -> Iterator[tuple[int, list[Cell] | RowError]]:
-    number = 1
-    while True:
-        number += 1
-        try:
-            row: list[str] = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield number, RowError(str(exc))
-            continue
-        yield number, list(row)
+        yield Table(header, reader.rows())
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from zhujian.adapters.base import (
     is_empty,
     origin_of,
 )
+from zhujian.adapters.delimited import RowError
 from zhujian.adapters.demographics import (
     ColumnVocabulary,
     DateOrder,
@@ -37,7 +38,7 @@ from zhujian.adapters.demographics import (
     read_sex,
 )
 from zhujian.adapters.profiles import Profile, check_profile, select_profile
-from zhujian.adapters.tables import RowError, is_xlsx, open_table
+from zhujian.adapters.tables import is_xlsx, open_table
 from zhujian.domain.record import ItemInput, Record, RecordSex
 from zhujian.domain.report import Problem
 
@@ -225,11 +226,21 @@ def date_order_for(request: ReadRequest, profile: Profile | None, column: int | 
     return order
 
 
+def note_undecodable_header(info: SourceInfo) -> None:
+    """Name the header cells holding bytes the encoding could not decode (data cells are reported one by one)."""
+    bad = [name for name in info.header if "\ufffd" in name]
+    if bad:
+        info.notes.append(
+            f"header: {len(bad)} column name(s) hold bytes that {info.encoding} cannot decode: {', '.join(bad[:5])}"
+        )
+
+
 def read_wide(request: ReadRequest) -> Iterator[ReadRecord]:
     """Records from a wide CSV or .xlsx file, one per non-blank row (or a rejection naming the row)."""
     info = request.info
     vocabulary = column_vocabulary()
     with open_table(request.path, info, encoding=request.encoding, delimiter=request.delimiter) as table:
+        note_undecodable_header(info)
         profile = resolve_profile(request, table.header, "wide")
         plan = plan_wide_columns(table.header, profile, vocabulary, request)
         date_column = next((i for i, r in enumerate(plan.roles) if r in ("exam_date", "birth_date")), None)

@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from zhujian.batch.runner import DEFAULT_CHUNK_SIZE, BatchError, default_rejects_path, run_batch
-from zhujian.kb.loader import KBError
+from zhujian.input_files import InputFileError, Kind, check_json_lines
 
 EXIT_UNUSABLE_ARGUMENTS = 2
 EXIT_INTERRUPTED = 130
@@ -35,8 +34,11 @@ def batch_command(
         ),
     ] = True,
     chunk_size: Annotated[
-        int, typer.Option("--chunk-size", help="records sent to a worker at a time; output is fsync'ed per chunk")
-    ] = DEFAULT_CHUNK_SIZE,
+        int | None,
+        typer.Option(
+            "--chunk-size", help="records sent to a worker at a time (default 200); output is fsync'ed per chunk"
+        ),
+    ] = None,
     progress: Annotated[
         bool | None,
         typer.Option("--progress/--no-progress", help="progress bar with rate and ETA (default: when on a terminal)"),
@@ -62,6 +64,16 @@ def batch_command(
     An --out ending in .parquet writes Parquet (one row per report, conclusions nested, the full report JSON kept).
     Exit code 0 when the batch completed (even with rejects), 2 for unusable arguments.
     """
+    # The runner (pydantic, the engine) is imported here, not at the top: `zhujian --help` must start quickly.
+    from zhujian.batch.runner import DEFAULT_CHUNK_SIZE, BatchError, default_rejects_path, run_batch
+    from zhujian.kb.loader import KBError
+
+    try:
+        # A report, a FHIR bundle or one indented record would make every line a reject: refuse the file instead.
+        check_json_lines(input_path, Kind.RECORD, "batch")
+    except InputFileError as exc:
+        typer.echo(f"batch: {exc}", err=True)
+        raise typer.Exit(EXIT_UNUSABLE_ARGUMENTS) from exc
     show_progress = sys.stderr.isatty() if progress is None else progress
     if engine not in ("local", "dask"):
         typer.echo(f"batch: --engine must be local or dask, not {engine!r}", err=True)
@@ -96,7 +108,7 @@ def batch_command(
                 target,
                 workers=workers,
                 rejects_path=rejects,
-                chunk_size=chunk_size,
+                chunk_size=DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size,
                 kb_path=kb,
                 center=center,
                 resume=resume,

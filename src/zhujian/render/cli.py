@@ -3,29 +3,24 @@ and calls `zhujian.render`, imported inside the command so that the CLI starts w
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from zhujian.input_files import InputFileError, Kind, load_json_of_kind
 
-def _read_json(path: str, what: str) -> Any:
+
+def _read_json(path: str, needed: Kind) -> Any:
+    """The report (or record) in `path`; anything else is refused in one line, exit code 2."""
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        typer.echo(f"cannot read {what} {path}: {exc.strerror}", err=True)
+        loaded = load_json_of_kind(path, needed, "pdf")
+    except InputFileError as exc:
+        typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        typer.echo(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", err=True)
-        raise typer.Exit(2) from exc
-    if not isinstance(data, dict):
-        typer.echo(f"{path}: the {what} must be a JSON object", err=True)
-        raise typer.Exit(2)
-    return data
+    if loaded.note:
+        typer.echo(f"{loaded.source}: {loaded.note}", err=True)
+    return loaded.data
 
 
 def pdf_command(
@@ -47,8 +42,15 @@ def pdf_command(
         render_patient_report_pdf,
     )
 
-    report = _read_json(report_json, "report")
-    record = _read_json(str(record_json), "record") if record_json is not None else None
+    report = _read_json(report_json, Kind.REPORT)
+    record = _read_json(str(record_json), Kind.RECORD) if record_json is not None else None
+    if record is not None and record.get("visit_id") != report.get("visit_id"):
+        # Another visit's record would print another person's text results in this report.
+        typer.echo(
+            f"{record_json}: visit_id {record.get('visit_id')!r} is not the report's {report.get('visit_id')!r}",
+            err=True,
+        )
+        raise typer.Exit(2)
     center = center_name or DEFAULT_CENTER_NAME
     try:
         if out.suffix.lower() in (".html", ".htm"):

@@ -22,9 +22,7 @@ Input keys (all numbers are JSON numbers, all flags JSON booleans, `sex` is "mal
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import typer
@@ -166,22 +164,22 @@ InputT = TypeVar("InputT", bound=_Input)
 
 
 def _read_input(raw: str) -> Any:
-    text: str
-    if raw.lstrip().startswith(("{", "[")):
-        # "[" is never a sensible file name here; reading it as JSON gives the clearer "must be an object" error.
-        text = raw
-    elif raw == "-":
-        text = sys.stdin.read()
-    else:
-        path = Path(raw)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise _BadInputError(f"cannot read input file {raw}: {exc.strerror or exc}") from exc
+    # Imported here: the CLI registers this module at start-up, and reading an input is only needed to run a model.
+    from zhujian.input_files import InputFileError, Kind, kind_of, load_json, mismatch, parse_json
+
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _BadInputError(f"input is not valid JSON: {exc}") from exc
+        if raw.lstrip().startswith(("{", "[")):
+            # "[" is never a sensible file name here; reading it as JSON gives the clearer "must be an object" error.
+            data, source = parse_json(raw, "--input"), "--input"
+        else:
+            loaded = load_json(raw, "input file")
+            data, source = loaded.data, loaded.source
+    except InputFileError as exc:
+        raise _BadInputError(str(exc)) from exc
+    if kind_of(data) is not Kind.OBJECT:
+        # A checkup record or a report has keys the models do not know; say what the file is instead of listing them.
+        raise _BadInputError(mismatch(source, data, Kind.OBJECT, "risk"))
+    return data
 
 
 def _describe_errors(model: type[_Input], error: ValidationError) -> str:
