@@ -123,22 +123,32 @@ def _extraction_doc(kb: KnowledgeBase, item: str, text: str) -> dict[str, Any]:
     }
 
 
+PARTS = ("case", "example", "composed", "tianchi", "text", "long")
+
+
 def run(kb: KnowledgeBase, args: argparse.Namespace) -> Iterator[tuple[str, dict[str, Any]]]:
+    for key, doc in _run_all(kb, args):
+        if key.split(":", 1)[0] in args.parts:
+            yield key, doc
+
+
+def _run_all(kb: KnowledgeBase, args: argparse.Namespace) -> Iterator[tuple[str, dict[str, Any]]]:
+    parts = set(args.parts)
     for case in sorted((ROOT / "tests" / "cases").iterdir()):
         if (case / "input.json").exists():
             data = json.loads((case / "input.json").read_text(encoding="utf-8"))
             yield f"case:{case.name}", build_report(kb, Record.model_validate(data)).to_dict()
     for name in example_names():
         yield f"example:{name}", build_report(kb, Record.model_validate(load_example(name))).to_dict()
-    if TEXTS.exists():
+    if TEXTS.exists() and "composed" in parts:
         for key, data in composed_records(args.records, args.seed):
             yield key, build_report(kb, Record.model_validate(data)).to_dict()
-    if TIANCHI.exists():
+    if TIANCHI.exists() and "tianchi" in parts:
         for i, record in enumerate(ingest_file(TIANCHI, kb=kb)):
             if args.tianchi and i >= args.tianchi:
                 break
             yield f"tianchi:{record.visit_id}", build_report(kb, record).to_dict()
-    if TEXTS.exists():
+    if TEXTS.exists() and "text" in parts:
         clear_extraction_cache()
         with TEXTS.open(encoding="utf-8") as handle:
             for i, row in enumerate(csv.DictReader(handle)):
@@ -146,6 +156,7 @@ def run(kb: KnowledgeBase, args: argparse.Namespace) -> Iterator[tuple[str, dict
                     break
                 item = ITEM_OF_TABLE.get(row["table_id"], row["table_id"])
                 yield f"text:{i}", _extraction_doc(kb, item, row["text"])
+    if TEXTS.exists() and "long" in parts:
         for key, item, text in long_texts(args.seed):
             yield key, _extraction_doc(kb, item, text)
 
@@ -187,6 +198,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=10)
     parser.add_argument("--texts", type=int, default=0, help="limit the distinct texts extracted alone (0 = all)")
     parser.add_argument("--tianchi", type=int, default=0, help="limit the Tianchi rows (0 = all)")
+    parser.add_argument(
+        "--parts",
+        type=lambda v: tuple(v.split(",")),
+        default=PARTS,
+        help=f"comma-separated subset of {','.join(PARTS)} (with --compare: only those are compared)",
+    )
     args = parser.parse_args()
 
     kb = load_kb()
@@ -214,7 +231,7 @@ def main() -> int:
         return 2
     old: dict[str, str] = baseline["digests"]
     changed = [k for k in old if k in digests and old[k] != digests[k]]
-    missing = [k for k in old if k not in digests]
+    missing = [k for k in old if k not in digests and k.split(":", 1)[0] in args.parts]
     added = [k for k in digests if k not in old]
     if changed:
         old_docs: dict[str, str] = {}
@@ -231,7 +248,7 @@ def main() -> int:
         print(f"MISSING {key}")
     for key in added:
         print(f"ADDED {key}")
-    same = len(old) - len(changed) - len(missing)
+    same = len(digests) - len(changed) - len(added)
     print(f"{same} identical, {len(changed)} different, {len(missing)} missing, {len(added)} added")
     return 1 if changed or missing or added else 0
 

@@ -7,9 +7,13 @@
   (0113–0118, three 0101, 0102, 1001, 1308) drawn from ../shared/data/meinian/texts_dev.csv by how often each
   text occurs — the mix a checkup center's day actually has; p50/p99 after a warm-up of the same size;
 - `extract` throughput in texts per second over the distinct texts of texts_dev.csv (no cache hits: each distinct
-  text is seen once).
+  text is seen once);
+- `--new-texts N`: a stream of N realistic records in which every text is new (distinct texts drawn without
+  replacement, never seen before in the process), each with a prior visit; per record, side by side in the same
+  loop: `json.loads` of the record's JSON, pydantic validation, the engine, and the report's serialization;
+- `--long`: time of one long text without sentence breaks as it grows (the cyst description repeated).
 
-    python benchmarks/engine_speed.py [--runs 2000] [--stream 5000] [--texts 0]
+    python benchmarks/engine_speed.py [--runs 2000] [--stream 5000] [--texts 0] [--new-texts 2000] [--long]
 """
 
 from __future__ import annotations
@@ -29,7 +33,12 @@ from zhujian.kb.loader import load_kb
 from zhujian.pipeline.extract import clear_extraction_cache, extract_text
 from zhujian.pipeline.run import build_report
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "meinian" / "texts_dev.csv"
+_ROOT = Path(__file__).resolve().parents[1]
+# The shared data folder sits beside the checkout, or further up for a worktree.
+DATA = next(
+    (p / "shared" / "data" / "meinian" / "texts_dev.csv" for p in _ROOT.parents if (p / "shared" / "data").is_dir()),
+    _ROOT.parent / "shared" / "data" / "meinian" / "texts_dev.csv",
+)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -42,7 +51,17 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--texts", type=int, default=0, help="limit the number of texts (0 = all)")
     parser.add_argument("--stream", type=int, default=5000, help="records in the realistic stream (0 = skip)")
+    parser.add_argument("--new-texts", type=int, default=0, help="records in the every-text-new stream (0 = skip)")
+    parser.add_argument("--long", action="store_true", help="long-text scaling")
+    parser.add_argument("--only-new", action="store_true", help="run only --new-texts and --long")
     args = parser.parse_args()
+    if args.only_new:
+        kb = load_kb()
+        if args.new_texts and DATA.exists():
+            _new_text_stream(kb, args.new_texts)
+        if args.long:
+            _long_texts(kb)
+        return 0
 
     started = time.perf_counter()
     kb = load_kb()
@@ -117,7 +136,103 @@ def main() -> int:
             extract_text(kb, ITEM_OF_TABLE.get(row["table_id"], row["table_id"]), row["text"])
         elapsed = time.perf_counter() - t0
         print(f"extract: {len(rows)} distinct texts in {elapsed:.2f} s = {len(rows) / elapsed:,.0f} texts/s (one core)")
+    if args.new_texts and DATA.exists():
+        _new_text_stream(kb, args.new_texts)
+    if args.long:
+        _long_texts(kb)
     return 0
+
+
+def _new_text_stream(kb: object, n: int) -> None:
+    """Every text new: records composed like `_stream`, texts drawn without replacement from the distinct texts."""
+    import random
+
+    from zhujian.kb.loader import KnowledgeBase
+
+    assert isinstance(kb, KnowledgeBase)
+    rng = random.Random(12)
+    by_table: dict[str, list[str]] = {}
+    with DATA.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            by_table.setdefault(row["table_id"], []).append(row["text"])
+    for texts in by_table.values():
+        rng.shuffle(texts)
+    base = load_example("male_56_metabolic")
+
+    def take(table: str) -> str:
+        pool = by_table[table]
+        if not pool:
+            raise SystemExit(f"--new-texts {n}: not enough distinct texts of table {table}")
+        return pool.pop()
+
+    raws: list[str] = []
+    for i in range(n):
+        items = []
+        for item in base["items"]:
+            value = item["value"]
+            with contextlib.suppress(ValueError):
+                value = f"{float(value) * rng.uniform(0.85, 1.15):.2f}"
+            items.append({**item, "value": value})
+        texts = [{"item": ITEM_OF_TABLE[t], "text": take(t)} for t in STREAM_TABLES]
+        raws.append(json.dumps({**base, "visit_id": f"N{i}", "items": items, "texts": texts}, ensure_ascii=False))
+    clear_extraction_cache()
+    loads: list[float] = []
+    validate: list[float] = []
+    engine: list[float] = []
+    dumps: list[float] = []
+    for raw in raws:
+        t0 = time.perf_counter()
+        data = json.loads(raw)
+        t1 = time.perf_counter()
+        record = Record.model_validate(data)
+        t2 = time.perf_counter()
+        report = build_report(kb, record)
+        t3 = time.perf_counter()
+        json.dumps(report.to_dict(), ensure_ascii=False)
+        t4 = time.perf_counter()
+        loads.append(t1 - t0)
+        validate.append(t2 - t1)
+        engine.append(t3 - t2)
+        dumps.append(t4 - t3)
+    ms = 1000.0
+    size = statistics.median(len(r.encode()) for r in raws)
+    print(f"every text new: {n} records (94 items, 12 texts never seen before, a prior visit; {size:.0f} B JSON)")
+    print("| step | p50 ms | p95 ms | p99 ms | mean ms |")
+    print("|---|---:|---:|---:|---:|")
+    for name, values in (
+        ("json.loads of the record", loads),
+        ("Record validation (pydantic)", validate),
+        ("engine (build_report)", engine),
+        ("report to_dict + json.dumps", dumps),
+    ):
+        print(
+            f"| {name} | {statistics.median(values) * ms:.3f} | {_percentile(values, 0.95) * ms:.3f} | "
+            f"{_percentile(values, 0.99) * ms:.3f} | {statistics.fmean(values) * ms:.3f} |"
+        )
+    ratios = [e / max(x, 1e-9) for e, x in zip(engine, loads, strict=True)]
+    print(
+        f"engine p50 / json.loads p50 = {statistics.median(engine) / statistics.median(loads):.1f}x; "
+        f"median per-record ratio {statistics.median(ratios):.1f}x; "
+        f"texts/s inside the engine stream {12 * n / sum(engine):,.0f} (whole engine time counted)"
+    )
+
+
+def _long_texts(kb: object) -> None:
+    from zhujian.kb.loader import KnowledgeBase
+
+    assert isinstance(kb, KnowledgeBase)
+    unit = "肝内见无回声区大小约5x4mm "
+    print("| repeats | characters | ms | µs per character |")
+    print("|---:|---:|---:|---:|")
+    for k in (10, 40, 160, 640):
+        text = unit * k
+        best = float("inf")
+        for _ in range(3 if k < 640 else 1):
+            clear_extraction_cache()
+            t0 = time.perf_counter()
+            extract_text(kb, "肝脏", text)
+            best = min(best, time.perf_counter() - t0)
+        print(f"| {k} | {len(text)} | {best * 1000:.1f} | {best * 1e6 / len(text):.1f} |")
 
 
 STREAM_TABLES = ("0113", "0114", "0115", "0116", "0117", "0118", "0101", "0101", "0101", "0102", "1001", "1308")

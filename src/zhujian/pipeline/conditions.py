@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from zhujian.domain.report import EvaluatedItem, Evidence, Finding
 from zhujian.kb.schema import (
@@ -322,7 +323,8 @@ def trigger_keys(cond: Condition) -> frozenset[str] | None:
     """Facts of which at least one must be present for `cond` to hold, or None when it can hold without any.
 
     Used to skip rules cheaply: a rule about glucose cannot fire for a record without a glucose value.
-    Keys: `item:<id>` (a usable value), `finding:<id>`, `history:<field>` (a non-empty list), `questionnaire:<flag>`.
+    Keys: `item:<id>` (a usable value), `finding:<id>`, `history:<field>` (a non-empty list),
+    `history:<field>:<keyword>` (a lower-cased keyword inside an entry of that field), `questionnaire:<flag>`.
     """
     if isinstance(cond, ItemCondition):
         if cond.flag in ("high", "low", "abnormal", "normal"):
@@ -333,7 +335,10 @@ def trigger_keys(cond: Condition) -> frozenset[str] | None:
     if isinstance(cond, FindingCondition):
         return frozenset({f"finding:{cond.finding}"})
     if isinstance(cond, HistoryCondition):
-        return frozenset(f"history:{f}" for f in cond.fields)
+        if any(not k for k in cond.history):
+            return frozenset(f"history:{f}" for f in cond.fields)
+        # Only an entry that contains one of the keywords can affirm it (see history_keys).
+        return frozenset(f"history:{f}:{k.lower()}" for f in cond.fields for k in cond.history)
     if isinstance(cond, FlagCondition):
         return frozenset({f"questionnaire:{cond.questionnaire}"})
     if isinstance(cond, AllCondition):
@@ -350,6 +355,24 @@ def trigger_keys(cond: Condition) -> frozenset[str] | None:
             union |= t
         return frozenset(union)
     return None
+
+
+def history_keywords(cond: Condition) -> set[str]:
+    """Lower-cased history keywords of every history condition inside `cond`."""
+    from zhujian.kb.loader import iter_conditions
+
+    return {k.lower() for c in iter_conditions(cond) if isinstance(c, HistoryCondition) for k in c.history if k}
+
+
+def history_keys(facts: Facts, automaton: Any) -> set[str]:
+    """`history:<field>:<keyword>` for every keyword of `automaton` (built over the rules' lower-cased history
+    keywords) found inside an entry of that field."""
+    keys: set[str] = set()
+    for name, entries in facts.history.items():
+        for entry in entries:
+            for _last, keyword in automaton.iter(entry.lower()):
+                keys.add(f"history:{name}:{keyword}")
+    return keys
 
 
 def present_keys(facts: Facts) -> set[str]:

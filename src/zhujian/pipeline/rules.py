@@ -5,6 +5,9 @@ conclusion at the top."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+import ahocorasick
 
 from zhujian.domain.report import Conclusion, CriticalAlert, EvaluatedItem, Evidence, Finding, Problem
 from zhujian.kb.loader import KnowledgeBase
@@ -14,6 +17,8 @@ from zhujian.pipeline.conditions import (
     Facts,
     compile_condition,
     finding_evidence,
+    history_keys,
+    history_keywords,
     present_keys,
     trigger_keys,
     uses_conclusions,
@@ -39,6 +44,8 @@ class CompiledRules:
     # trigger key → positions of the rules it can wake; rules without triggers always run.
     by_trigger: dict[str, list[int]] = field(default_factory=dict)
     always: list[int] = field(default_factory=list)
+    # Every history keyword of the rules, lower-cased, in one Aho–Corasick automaton (None: no history rules).
+    history_automaton: Any = None
 
     def runnable(self, present: set[str]) -> list[CompiledRule]:
         """Rules whose trigger facts are present, in KB order."""
@@ -73,6 +80,12 @@ def rules_for(kb: KnowledgeBase) -> CompiledRules:
             else:
                 for key in cr.triggers:
                     cached.by_trigger.setdefault(key, []).append(position)
+        keywords = sorted(set().union(*(history_keywords(r.when) for r in enabled)))
+        if keywords:
+            cached.history_automaton = ahocorasick.Automaton()
+            for word in keywords:
+                cached.history_automaton.add_word(word, word)
+            cached.history_automaton.make_automaton()
         _RULE_CACHE[id(kb)] = cached
     return cached
 
@@ -144,6 +157,8 @@ def derive_conclusions(
     facts.fired = set(out)
 
     present = present_keys(facts)
+    if compiled.history_automaton is not None:
+        present |= history_keys(facts, compiled.history_automaton)
 
     def fire(cr: CompiledRule) -> bool:
         rule = cr.rule
