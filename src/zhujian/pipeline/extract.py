@@ -26,7 +26,7 @@ import ahocorasick
 from zhujian.domain.report import Finding
 from zhujian.kb.loader import KnowledgeBase, normalize_label
 from zhujian.kb.schema import FindingDef, SiteDef
-from zhujian.pipeline.literals import required_literals
+from zhujian.pipeline.literals import required_literal_clauses, required_literals
 
 _SIZE_PAIR = re.compile(
     r"(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?\s*[x×*X✕]\s*(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?"
@@ -69,6 +69,7 @@ _CONJUNCTIONS = "及和与或、"
 
 
 _NFKC_TABLE: dict[int, str] = {}
+_SEEN_CHARS: set[str] = set()
 # A closing bracket whose group holds Chinese text (a qualifier such as （轻度） or （57次/分）) and that is followed
 # by Chinese text ends one diagnosis of a conclusion list; (IMT) or (CDFI) does not.
 _DIAGNOSIS_CLOSE = re.compile(r"\(([^()]{0,24})\)(?=[\u4e00-\u9fff])")
@@ -88,11 +89,14 @@ def _normalize_chars(text: str, headings: re.Pattern[str] | None = None) -> str:
     followed by Chinese text become line breaks: each diagnosis then gets its own sentence for negation and
     attributes.
     """
-    for ch in set(text):
-        code = ord(ch)
-        if code >= 128 and code not in _NFKC_TABLE:
-            n = unicodedata.normalize("NFKC", ch)
-            _NFKC_TABLE[code] = n if len(n) == 1 else ch
+    unseen = set(text) - _SEEN_CHARS
+    if unseen:
+        for ch in unseen:
+            code = ord(ch)
+            if code >= 128 and code not in _NFKC_TABLE:
+                n = unicodedata.normalize("NFKC", ch)
+                _NFKC_TABLE[code] = n if len(n) == 1 else ch
+        _SEEN_CHARS.update(unseen)
     out = text.translate(_NFKC_TABLE)
     out = _DIAGNOSIS_CLOSE.sub(_close_diagnosis, out)
     if headings is not None:
@@ -122,6 +126,9 @@ class _CompiledFinding:
     sites: frozenset[str]
     # Lower-cased substrings one of which every match contains (None: always run the pattern).
     literals: tuple[str, ...] | None
+    # Stricter: per alternative, the literals it needs all of and the literal sets it needs one literal of each
+    # (None: not known).
+    clauses: tuple[tuple[frozenset[str], tuple[frozenset[str], ...]], ...] | None = None
 
 
 @dataclass(slots=True)
@@ -186,6 +193,10 @@ class CompiledLexicon:
     group_literal_map: dict[str, dict[str, list[_CompiledFinding]]] = field(default_factory=dict)
     site_literal_order: dict[str, int] = field(default_factory=dict)
     context_automaton: Any = None
+    # literal → (site group, findings of that group that need the literal)
+    literal_owners: dict[str, list[tuple[str, list[_CompiledFinding]]]] = field(default_factory=dict)
+    # exam item label → (its own site, the side it names)
+    item_context: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
 
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
@@ -228,6 +239,7 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
             exclude=_compile("|".join(f"(?:{p})" for p in fd.exclude)) if fd.exclude else None,
             sites=frozenset(fd.sites),
             literals=required_literals(list(fd.patterns)),
+            clauses=_split_clauses(required_literal_clauses(list(fd.patterns))),
         )
         compiled.append(cf)
         if not fd.sites:
@@ -297,8 +309,15 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
         group_literal_map=literal_maps,
         site_literal_order={lit: i for i, (lit, _owners) in enumerate(site_literal_map.items())},
     )
+    for group, literal_map in literal_maps.items():
+        for lit, owners in literal_map.items():
+            lexicon.literal_owners.setdefault(lit, []).append((group, owners))
     lexicon.literal_automaton = _automaton(
-        [lit for m in literal_maps.values() for lit in m] + list(site_literal_map)
+        [lit for m in literal_maps.values() for lit in m]
+        + list(site_literal_map)
+        + sorted(
+            {lit for cf in compiled for must, sets in cf.clauses or () for lits in (must, *sets) for lit in lits}
+        )
     )
     lexicon.context_automaton = _automaton(
         [cue for cue, _ in forward + backward]
@@ -379,11 +398,12 @@ class _Runs:
 
     __slots__ = ("end", "matches", "pattern", "starts", "text")
 
-    def __init__(self, pattern: re.Pattern[str], text: str, start: int, end: int) -> None:
+    def __init__(self, pattern: re.Pattern[str], text: str, start: int, end: int, possible: bool = True) -> None:
         self.pattern = pattern
         self.text = text
         self.end = end
-        self.matches = list(pattern.finditer(text, start, end))
+        # `possible` False: the text lacks a character every match needs, so nothing can match anywhere in it.
+        self.matches = list(pattern.finditer(text, start, end)) if possible else []
         self.starts = [m.start() for m in self.matches]
 
     def scan_from(self, p: int) -> tuple[list[re.Match[str]], int]:
@@ -430,8 +450,11 @@ class _SizeRuns:
 
     __slots__ = ("pairs", "runs", "suffix")
 
-    def __init__(self, text: str, start: int, end: int) -> None:
-        self.runs = (_Runs(_SIZE_PAIR, text, start, end), _Runs(_SIZE_SINGLE, text, start, end))
+    def __init__(self, text: str, start: int, end: int, pair_possible: bool, single_possible: bool) -> None:
+        self.runs = (
+            _Runs(_SIZE_PAIR, text, start, end, pair_possible),
+            _Runs(_SIZE_SINGLE, text, start, end, single_possible),
+        )
         self.suffix: list[list[float | None]] = []
         for pair, runs in zip((True, False), self.runs, strict=True):
             suffix: list[float | None] = [None] * (len(runs.matches) + 1)
@@ -460,8 +483,13 @@ class _TextScan:
     attribute scans. Each per-match question is then a bisection instead of a scan of the clause or sentence."""
 
     __slots__ = (
+        "backward",
         "categories",
+        "counted",
         "exclude_last",
+        "forward",
+        "gates",
+        "grades",
         "lex",
         "mention_starts",
         "mentions",
@@ -471,9 +499,10 @@ class _TextScan:
         "sizes",
         "tb",
         "text",
+        "uncertain",
     )
 
-    def __init__(self, lex: CompiledLexicon, text: str, mentions: list[tuple[int, int, str]]) -> None:
+    def __init__(self, lex: CompiledLexicon, text: str, lowered: str, mentions: list[tuple[int, int, str]]) -> None:
         self.lex = lex
         self.text = text
         self.tb = _TextBreaks.of(text, lex.separators)
@@ -483,6 +512,25 @@ class _TextScan:
         for last, word in lex.context_automaton.iter(text):
             occ.setdefault(word, []).append(last - len(word) + 1)
         self.occ = occ
+        # Only the cues and grade words that occur in this text, each with its sorted start positions.
+        self.forward = [(cue, m, occ[cue]) for cue, m in lex.forward_cues if cue in occ]
+        self.backward = [(cue, m, occ[cue]) for cue, m in lex.backward_cues if cue in occ]
+        self.grades = [(word, grade, occ[word]) for word, grade, _rank in lex.grades if word in occ]
+        # Uncertainty cues and count words as (start, end[, rank in the KB's list, count]) sorted by start.
+        self.uncertain = sorted((p, p + len(cue)) for cue in lex.uncertainty for p in occ.get(cue, ()))
+        self.counted = sorted(
+            (p, p + len(word), rank, value)
+            for rank, (word, value) in enumerate(lex.counts)
+            for p in occ.get(word, ())
+        )
+        # Characters without which an attribute pattern cannot match anywhere in the text: size pairs need a
+        # multiplication sign, single sizes a unit (mm, cm, 米), heart rates 次 or bpm, categories RADS or TR.
+        self.gates = (
+            any(c in text for c in "xX×*✕"),
+            "m" in lowered or "米" in text,
+            "次" in text or "bpm" in lowered,
+            "rad" in lowered or "tr" in lowered,
+        )
         self.sides = [m.start() for m in _SIDE_EVENT.finditer(text)]
         self.sizes: dict[int, _SizeRuns] = {}
         self.rates: dict[int, _Runs] = {}
@@ -551,7 +599,7 @@ class _TextScan:
     def category(self, s_start: int, s_end: int) -> re.Match[str] | None:
         found = self.categories.get(s_start, _MISSING)
         if found is _MISSING:
-            found = _CATEGORY.search(self.text, s_start, s_end)
+            found = _CATEGORY.search(self.text, s_start, s_end) if self.gates[3] else None
             self.categories[s_start] = found
         assert found is None or isinstance(found, re.Match)
         return found
@@ -571,10 +619,7 @@ def _is_negated(scan: _TextScan, start: int, end: int) -> bool:
     the cue's reach, with no terminator between and not part of a pseudo-negation phrase."""
     lex, text = scan.lex, scan.text
     c_start, c_end = scan.tb.negation_scope_of(start)
-    for cue, max_chars in lex.forward_cues:
-        starts = scan.occ.get(cue)
-        if not starts:
-            continue
+    for cue, max_chars, starts in scan.forward:
         n = len(cue)
         # The cue lies wholly before the match, at most `max_chars` characters before it.
         k = bisect_left(starts, max(c_start, start - n - max_chars))
@@ -593,10 +638,7 @@ def _is_negated(scan: _TextScan, start: int, end: int) -> bool:
                     # conjunction carries it on (未见异常血流信号及明显充盈缺损).
                     continue
             return True
-    for cue, max_chars in lex.backward_cues:
-        starts = scan.occ.get(cue)
-        if not starts:
-            continue
+    for cue, max_chars, starts in scan.backward:
         n = len(cue)
         k = bisect_left(starts, end)
         while k < len(starts) and starts[k] - end <= max_chars and starts[k] + n <= c_end:
@@ -614,8 +656,16 @@ def _is_negated(scan: _TextScan, start: int, end: int) -> bool:
 
 
 def _is_uncertain(scan: _TextScan, start: int) -> bool:
+    """An uncertainty cue wholly inside the match's clause."""
+    if not scan.uncertain:
+        return False
     c_start, c_end = scan.tb.clause_of(start)
-    return any(scan.occurs_within(cue, c_start, c_end) for cue in scan.lex.uncertainty)
+    k = bisect_left(scan.uncertain, (c_start, -1))
+    while k < len(scan.uncertain) and scan.uncertain[k][0] < c_end:
+        if scan.uncertain[k][1] <= c_end:
+            return True
+        k += 1
+    return False
 
 
 def _nearest_grade(scan: _TextScan, start: int, c_start: int, c_end: int, blank: tuple[int, int]) -> str | None:
@@ -623,10 +673,7 @@ def _nearest_grade(scan: _TextScan, start: int, c_start: int, c_end: int, blank:
     listed first (longest first), as a scan of the clause word by word would decide."""
     best: tuple[int, str] | None = None
     b_start, b_end = blank
-    for word, grade, _rank in scan.lex.grades:
-        starts = scan.occ.get(word)
-        if not starts:
-            continue
+    for word, grade, starts in scan.grades:
         n = len(word)
 
         def usable(pos: int, n: int = n) -> bool:
@@ -653,22 +700,29 @@ def _nearest_grade(scan: _TextScan, start: int, c_start: int, c_end: int, blank:
 
 
 def _read_attrs(scan: _TextScan, start: int) -> dict[str, Any]:
-    lex, text, tb = scan.lex, scan.text, scan.tb
+    text, tb = scan.text, scan.tb
     s_start, s_end = tb.sentence_of(start)
     c_start, c_end = tb.clause_of(start)
     attrs: dict[str, Any] = {}
     # Sizes: from the match onwards to the end of its sentence (the lesion is described, then measured).
     sizes = scan.sizes.get(s_start)
     if sizes is None:
-        sizes = scan.sizes[s_start] = _SizeRuns(text, s_start, s_end)
+        sizes = scan.sizes[s_start] = _SizeRuns(text, s_start, s_end, scan.gates[0], scan.gates[1])
     size = sizes.largest_from(start)
     if size is not None:
         attrs["size_mm"] = size
-    lo = max(s_start, start - 12)
-    for word, value in lex.counts:
-        if scan.occurs_within(word, lo, s_end):
-            attrs["count"] = value
-            break
+    # Count: the count word listed first in the KB among those wholly inside the window.
+    if scan.counted:
+        lo = max(s_start, start - 12)
+        k = bisect_left(scan.counted, (lo, -1))
+        chosen: tuple[int, int | str] | None = None
+        while k < len(scan.counted) and scan.counted[k][0] < s_end:
+            _p, q, rank, value = scan.counted[k]
+            if q <= s_end and (chosen is None or rank < chosen[0]):
+                chosen = (rank, value)
+            k += 1
+        if chosen is not None:
+            attrs["count"] = chosen[1]
     # Grade: the nearest grade word in the clause (轻度脂肪肝 / 脂肪肝（中度）); "TI-RADS Ⅲ级" is a category, not
     # a grade, so the category's span is left out of the grade search.
     cat = scan.category(s_start, s_end)
@@ -682,7 +736,7 @@ def _read_attrs(scan: _TextScan, start: int) -> dict[str, Any]:
         attrs["category"] = f"{system} {level}"
     rates = scan.rates.get(s_start)
     if rates is None:
-        rates = scan.rates[s_start] = _Runs(_RATE, text, s_start, s_end)
+        rates = scan.rates[s_start] = _Runs(_RATE, text, s_start, s_end, scan.gates[2])
     extra, joined = rates.scan_from(start)
     rate = extra[0] if extra else (rates.matches[joined] if joined < len(rates.matches) else None)
     if rate is not None:
@@ -770,16 +824,12 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str, *, prefilter: 
     """`prefilter=False` tries every pattern of the active sites, without the required-literal pre-filter: the
     reference the pre-filter must agree with."""
     norm = _normalize_chars(text, lex.headings)
-    item_key = normalize_label(item) if item else ""
-    default_site = lex.item_sites.get(item_key)
-    if default_site is None and item_key:
-        # Labels such as "左肾超声" or "甲状腺彩超" name their organ inside.
-        m = lex.site_pattern.search(item_key)
-        if m is not None and m.lastgroup is not None:
-            default_site = lex.site_group_ids[int(m.lastgroup[1:])]
-    item_side = lex.item_sides.get(item_key)
-    if item_side is None and item_key[:1] in ("左", "右"):
-        item_side = item_key[:1]
+    known = lex.item_context.get(item)
+    if known is None:
+        if len(lex.item_context) > 10000:
+            lex.item_context.clear()
+        known = lex.item_context[item] = _item_context(lex, item)
+    default_site, item_side = known
 
     lowered = norm.lower()
     dominant_site = default_site if default_site is not None and lex.sites[default_site].dominant else None
@@ -793,19 +843,26 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str, *, prefilter: 
 
     # Only findings of the active sites whose required words occur in the text are tried.
     chosen: dict[int, _CompiledFinding] = {}
-    for group in ("", default_site, *mentioned):
-        if group is None:
-            continue
+    groups = {"", *mentioned}
+    if default_site is not None:
+        groups.add(default_site)
+    for group in groups:
         for cf in lex.group_always.get(group, ()):
             chosen[cf.index] = cf
-        literal_map = lex.group_literal_map.get(group)
-        if not literal_map:
-            continue
-        for _lit, owners in literal_map.items() if present is None else ((w, literal_map.get(w)) for w in present):
-            if owners:
+    if present is None:
+        for group in groups:
+            for owners in lex.group_literal_map.get(group, {}).values():
                 for cf in owners:
                     chosen[cf.index] = cf
+    else:
+        for word in present & lex.literal_owners.keys():
+            for group, owners in lex.literal_owners[word]:
+                if group in groups:
+                    for cf in owners:
+                        chosen[cf.index] = cf
     candidates = [chosen[i] for i in sorted(chosen)]
+    if present is not None:
+        candidates = [cf for cf in candidates if cf.clauses is None or _clauses_met(cf.clauses, present)]
 
     scan: _TextScan | None = None
     matches: list[_Match] = []
@@ -815,7 +872,7 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str, *, prefilter: 
             if start == end:
                 continue
             if scan is None:
-                scan = _TextScan(lex, norm, mentions)
+                scan = _TextScan(lex, norm, lowered, mentions)
             site = scan.active_site(start, default_site)
             nearest = site
             if cf.sites and site not in cf.sites and dominant_site is not None and dominant_site in cf.sites:
@@ -848,6 +905,48 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str, *, prefilter: 
     return ExtractionResult(findings=findings, incomplete=incomplete, site=default_site)
 
 
+def _split_clauses(
+    clauses: tuple[tuple[frozenset[str], ...], ...] | None,
+) -> tuple[tuple[frozenset[str], tuple[frozenset[str], ...]], ...] | None:
+    """Per alternative: the single literals it needs (one subset test) apart from the sets of alternatives."""
+    if clauses is None:
+        return None
+    return tuple(
+        (frozenset(next(iter(r)) for r in branch if len(r) == 1), tuple(r for r in branch if len(r) > 1))
+        for branch in clauses
+    )
+
+
+def _clauses_met(
+    clauses: tuple[tuple[frozenset[str], tuple[frozenset[str], ...]], ...], present: set[str]
+) -> bool:
+    for must, sets in clauses:
+        if must <= present:
+            if not sets:
+                return True
+            for lits in sets:
+                if present.isdisjoint(lits):
+                    break
+            else:
+                return True
+    return False
+
+
+def _item_context(lex: CompiledLexicon, item: str) -> tuple[str | None, str | None]:
+    """The site an exam item names (肝脏, 左肾超声, 甲状腺彩超) and the side it names (左肾), if any."""
+    item_key = normalize_label(item) if item else ""
+    default_site = lex.item_sites.get(item_key)
+    if default_site is None and item_key:
+        # Labels such as "左肾超声" or "甲状腺彩超" name their organ inside.
+        m = lex.site_pattern.search(item_key)
+        if m is not None and m.lastgroup is not None:
+            default_site = lex.site_group_ids[int(m.lastgroup[1:])]
+    item_side = lex.item_sides.get(item_key)
+    if item_side is None and item_key[:1] in ("左", "右"):
+        item_side = item_key[:1]
+    return default_site, item_side
+
+
 def _site_mentions(lex: CompiledLexicon, norm: str, present: set[str] | None) -> list[tuple[int, int, str]]:
     """Organ mentions, leftmost-longest and non-overlapping (左肾 wins over 肾). `present`: the required literals
     found in the text (None: try every organ pattern)."""
@@ -878,6 +977,8 @@ def _site_mentions(lex: CompiledLexicon, norm: str, present: set[str] | None) ->
 
 
 def _merge(lex: CompiledLexicon, matches: list[_Match], item: str, original: str) -> list[Finding]:
+    if not matches:
+        return []
     merged: dict[tuple[str, str | None], Finding] = {}
     occurrences: dict[tuple[str, str | None], int] = {}
     for m in sorted(matches, key=lambda x: x.start):
