@@ -6,6 +6,7 @@ every conclusion can show why it is there.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,9 @@ class Facts:
     # Forward negation cues of the lexicon: "否认高血压" or "无糖尿病" in a history entry is not a history of it.
     negation_cues: tuple[str, ...] = ()
     separators: frozenset[str] = frozenset()
+    # The trigger keys present in this record (see present_keys and history_keys), once the rules computed them:
+    # a history condition none of whose keyword keys is present cannot hold.
+    present: set[str] | None = None
 
 
 Result = tuple[bool, list[Evidence]]
@@ -111,17 +115,29 @@ def finding_evidence(f: Finding) -> Evidence:
     )
 
 
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
 def _item(cond: ItemCondition) -> Evaluator:
     item_id = cond.item
 
     if cond.op is not None and cond.value is not None:
-        op, threshold = cond.op, cond.value
+        threshold = cond.value
+        # The comparison of evaluate.compare, looked up once per rule instead of once per evaluation.
+        holds = _OPERATORS[cond.op]
 
         def by_value(facts: Facts) -> Result:
             e = facts.items.get(item_id)
             if e is None or not isinstance(e.value, float):
                 return _NO
-            return (True, [item_evidence(e)]) if compare(e.value, op, threshold) else _NO
+            return (True, [item_evidence(e)]) if holds(e.value, threshold) else _NO
 
         return by_value
     if cond.rank_op is not None and cond.rank is not None:
@@ -215,8 +231,12 @@ def _history(cond: HistoryCondition) -> Evaluator:
     keywords = [k.lower() for k in cond.history]
     fields = list(cond.fields)
     labels = {"history": "既往史", "medications": "用药史", "family_history": "家族史", "symptoms": "症状"}
+    keys = trigger_keys(cond)
 
     def evaluate(facts: Facts) -> Result:
+        if facts.present is not None and keys is not None and keys.isdisjoint(facts.present):
+            # No entry of these fields contains any of the keywords.
+            return _NO
         for f in fields:
             entry = first_affirmed_entry(facts.history.get(f, ()), keywords, facts.negation_cues, facts.separators)
             if entry is not None:

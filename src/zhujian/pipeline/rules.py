@@ -159,6 +159,7 @@ def derive_conclusions(
     present = present_keys(facts)
     if compiled.history_automaton is not None:
         present |= history_keys(facts, compiled.history_automaton)
+        facts.present = present
 
     def fire(cr: CompiledRule) -> bool:
         rule = cr.rule
