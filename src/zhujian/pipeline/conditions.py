@@ -210,7 +210,9 @@ def first_affirmed_entry(
 ) -> str | None:
     """The first questionnaire entry that mentions a keyword without a negation cue before it in its clause
     ("否认高血压、糖尿病史" affirms neither), or None."""
-    stops = set(separators)
+    # A clause starts after the last separator character before the keyword (only one-character separators can
+    # be a character of the entry).
+    stops = [s for s in set(separators) if len(s) == 1]
     cues = tuple(negation_cues)
     lowered = [k.lower() for k in keywords]
     for entry in entries:
@@ -219,9 +221,7 @@ def first_affirmed_entry(
             pos = low.find(keyword)
             if pos < 0:
                 continue
-            start = pos
-            while start > 0 and low[start - 1] not in stops:
-                start -= 1
+            start = max((low.rfind(s, 0, pos) for s in stops), default=-1) + 1
             if not any(cue in low[start:pos] for cue in cues):
                 return entry
     return None
@@ -343,10 +343,14 @@ def trigger_keys(cond: Condition) -> frozenset[str] | None:
     """Facts of which at least one must be present for `cond` to hold, or None when it can hold without any.
 
     Used to skip rules cheaply: a rule about glucose cannot fire for a record without a glucose value.
-    Keys: `item:<id>` (a usable value), `finding:<id>`, `history:<field>` (a non-empty list),
+    Keys: `item:<id>` (a usable value), `value:<id>:<op>:<threshold>` (the value passes that comparison),
+    `finding:<id>`, `history:<field>` (a non-empty list),
     `history:<field>:<keyword>` (a lower-cased keyword inside an entry of that field), `questionnaire:<flag>`.
     """
     if isinstance(cond, ItemCondition):
+        if cond.op is not None and cond.value is not None:
+            # Present only when the record's value passes this very comparison (see value_tests).
+            return frozenset({value_key(cond.item, cond.op, cond.value)})
         if cond.flag in ("high", "low", "abnormal", "normal"):
             return frozenset({f"flag:{cond.item}:{cond.flag}"})
         if cond.flag == "any_abnormal":
@@ -375,6 +379,40 @@ def trigger_keys(cond: Condition) -> frozenset[str] | None:
             union |= t
         return frozenset(union)
     return None
+
+
+def value_key(item: str, op: str, value: float) -> str:
+    return f"value:{item}:{op}:{value!r}"
+
+
+ValueTests = dict[str, list[tuple[Callable[[float, float], bool], float, str]]]
+
+
+def value_tests(conditions: Iterable[Condition]) -> ValueTests:
+    """Per item, every numeric comparison the rules make of it, with the trigger key it sets when it holds."""
+    from zhujian.kb.loader import iter_conditions
+
+    tests: dict[str, dict[str, tuple[Callable[[float, float], bool], float, str]]] = {}
+    for cond in conditions:
+        for c in iter_conditions(cond):
+            if isinstance(c, ItemCondition) and c.op is not None and c.value is not None:
+                key = value_key(c.item, c.op, c.value)
+                tests.setdefault(c.item, {})[key] = (_OPERATORS[c.op], c.value, key)
+    return {item: list(by_key.values()) for item, by_key in tests.items()}
+
+
+def passed_value_keys(facts: Facts, tests: ValueTests) -> set[str]:
+    """The `value:` keys of the comparisons the record's numeric values pass."""
+    keys: set[str] = set()
+    for item_id, item_tests in tests.items():
+        e = facts.items.get(item_id)
+        if e is None or not isinstance(e.value, float):
+            continue
+        value = e.value
+        for holds, threshold, key in item_tests:
+            if holds(value, threshold):
+                keys.add(key)
+    return keys
 
 
 def history_keywords(cond: Condition) -> set[str]:
