@@ -19,6 +19,7 @@ import unicodedata
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import ahocorasick
@@ -98,8 +99,9 @@ def _normalize_chars(text: str, headings: re.Pattern[str] | None = None) -> str:
                 _NFKC_TABLE[code] = n if len(n) == 1 else ch
         _SEEN_CHARS.update(unseen)
     out = text.translate(_NFKC_TABLE)
-    out = _DIAGNOSIS_CLOSE.sub(_close_diagnosis, out)
-    if headings is not None:
+    if "(" in out:
+        out = _DIAGNOSIS_CLOSE.sub(_close_diagnosis, out)
+    if headings is not None and ":" in out:
         out = headings.sub(lambda m: m.group(0)[:-1] + "\n", out)
     return out
 
@@ -352,6 +354,16 @@ def lexicon_for(kb: KnowledgeBase) -> CompiledLexicon:
     return cached
 
 
+_SENTENCE_BREAK = re.compile("[" + re.escape(_SENTENCE_END) + "]")
+
+
+@lru_cache(maxsize=8)
+def _break_pattern(separators: frozenset[str]) -> re.Pattern[str]:
+    """One character class of the one-character separators (a longer one can never equal a character)."""
+    chars = sorted(s for s in separators if len(s) == 1)
+    return re.compile("[" + "".join(re.escape(c) for c in chars) + "]") if chars else re.compile(r"(?!)")
+
+
 @dataclass(slots=True)
 class _TextBreaks:
     """Clause and sentence boundaries of one text, computed once and searched by bisection."""
@@ -364,8 +376,8 @@ class _TextBreaks:
 
     @classmethod
     def of(cls, text: str, separators: frozenset[str]) -> _TextBreaks:
-        clause = [i for i, ch in enumerate(text) if ch in separators]
-        sentence = [i for i, ch in enumerate(text) if ch in _SENTENCE_END]
+        clause = [m.start() for m in _break_pattern(separators).finditer(text)]
+        sentence = [m.start() for m in _SENTENCE_BREAK.finditer(text)]
         negation = [i for i in clause if text[i] != "、"]
         return cls(len(text), clause, sentence, negation)
 
