@@ -210,9 +210,7 @@ def first_affirmed_entry(
 ) -> str | None:
     """The first questionnaire entry that mentions a keyword without a negation cue before it in its clause
     ("否认高血压、糖尿病史" affirms neither), or None."""
-    # A clause starts after the last separator character before the keyword (only one-character separators can
-    # be a character of the entry).
-    stops = [s for s in set(separators) if len(s) == 1]
+    stops = set(separators)
     cues = tuple(negation_cues)
     lowered = [k.lower() for k in keywords]
     for entry in entries:
@@ -221,7 +219,9 @@ def first_affirmed_entry(
             pos = low.find(keyword)
             if pos < 0:
                 continue
-            start = max((low.rfind(s, 0, pos) for s in stops), default=-1) + 1
+            start = pos
+            while start > 0 and low[start - 1] not in stops:
+                start -= 1
             if not any(cue in low[start:pos] for cue in cues):
                 return entry
     return None
@@ -232,13 +232,22 @@ def _history(cond: HistoryCondition) -> Evaluator:
     fields = list(cond.fields)
     labels = {"history": "既往史", "medications": "用药史", "family_history": "家族史", "symptoms": "症状"}
     keys = trigger_keys(cond)
+    # Per field, each keyword with the trigger key that says it occurs in an entry of that field.
+    keyed = {f: [(k, f"history:{f}:{k}") for k in keywords] for f in fields} if all(keywords) else None
 
     def evaluate(facts: Facts) -> Result:
-        if facts.present is not None and keys is not None and keys.isdisjoint(facts.present):
+        present = facts.present
+        if present is not None and keys is not None and keys.isdisjoint(present):
             # No entry of these fields contains any of the keywords.
             return _NO
         for f in fields:
-            entry = first_affirmed_entry(facts.history.get(f, ()), keywords, facts.negation_cues, facts.separators)
+            wanted: list[str] = keywords
+            if present is not None and keyed is not None:
+                # A keyword that occurs in no entry of the field cannot be affirmed there.
+                wanted = [k for k, key in keyed[f] if key in present]
+                if not wanted:
+                    continue
+            entry = first_affirmed_entry(facts.history.get(f, ()), wanted, facts.negation_cues, facts.separators)
             if entry is not None:
                 return True, [Evidence(kind="history", description=f"{labels[f]}：{entry}")]
         return _NO
