@@ -7,9 +7,14 @@
   (0113–0118, three 0101, 0102, 1001, 1308) drawn from ../shared/data/meinian/texts_dev.csv by how often each
   text occurs — the mix a checkup center's day actually has; p50/p99 after a warm-up of the same size;
 - `extract` throughput in texts per second over the distinct texts of texts_dev.csv (no cache hits: each distinct
-  text is seen once).
+  text is seen once);
+- `--new-texts N`: a stream of N realistic records in which every text is new (distinct texts drawn without
+  replacement, never seen before in the process), each with a prior visit whose values and two texts are new too;
+  per record, side by side in the same loop: `json.loads` of the record's JSON, pydantic validation, the engine,
+  and the report's serialization (CPU time and wall time on alternate records);
+- `--long`: time of one long text without sentence breaks as it grows (the cyst description repeated).
 
-    python benchmarks/engine_speed.py [--runs 2000] [--stream 5000] [--texts 0]
+    python benchmarks/engine_speed.py [--runs 2000] [--stream 5000] [--texts 0] [--new-texts 2000] [--long]
 """
 
 from __future__ import annotations
@@ -29,7 +34,12 @@ from zhujian.kb.loader import load_kb
 from zhujian.pipeline.extract import clear_extraction_cache, extract_text
 from zhujian.pipeline.run import build_report
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "meinian" / "texts_dev.csv"
+_ROOT = Path(__file__).resolve().parents[1]
+# The shared data folder sits beside the checkout, or further up for a worktree.
+DATA = next(
+    (p / "shared" / "data" / "meinian" / "texts_dev.csv" for p in _ROOT.parents if (p / "shared" / "data").is_dir()),
+    _ROOT.parent / "shared" / "data" / "meinian" / "texts_dev.csv",
+)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -42,7 +52,21 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--texts", type=int, default=0, help="limit the number of texts (0 = all)")
     parser.add_argument("--stream", type=int, default=5000, help="records in the realistic stream (0 = skip)")
+    parser.add_argument("--new-texts", type=int, default=0, help="records in the every-text-new stream (0 = skip)")
+    parser.add_argument("--long", action="store_true", help="long-text scaling")
+    parser.add_argument(
+        "--only-new", action="store_true", help="run only --new-texts, --long and (with --texts N) text throughput"
+    )
     args = parser.parse_args()
+    if args.only_new:
+        kb = load_kb()
+        if args.new_texts and DATA.exists():
+            _new_text_stream(kb, args.new_texts)
+        if args.long:
+            _long_texts(kb)
+        if args.texts and DATA.exists():
+            _extract_throughput(kb, args.texts)
+        return 0
 
     started = time.perf_counter()
     kb = load_kb()
@@ -117,7 +141,142 @@ def main() -> int:
             extract_text(kb, ITEM_OF_TABLE.get(row["table_id"], row["table_id"]), row["text"])
         elapsed = time.perf_counter() - t0
         print(f"extract: {len(rows)} distinct texts in {elapsed:.2f} s = {len(rows) / elapsed:,.0f} texts/s (one core)")
+    if args.new_texts and DATA.exists():
+        _new_text_stream(kb, args.new_texts)
+    if args.long:
+        _long_texts(kb)
     return 0
+
+
+def _new_text_stream(kb: object, n: int) -> None:
+    """Every text new: records composed like `_stream`, texts drawn without replacement from the distinct texts."""
+    import random
+
+    from zhujian.kb.loader import KnowledgeBase
+
+    assert isinstance(kb, KnowledgeBase)
+    rng = random.Random(12)
+    by_table: dict[str, list[str]] = {}
+    with DATA.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            by_table.setdefault(row["table_id"], []).append(row["text"])
+    for texts in by_table.values():
+        rng.shuffle(texts)
+    base = load_example("male_56_metabolic")
+
+    def take(table: str) -> str:
+        # Pancreas (0115, 92 distinct texts) and spleen (0116, 481) run out first: their slots then get a new
+        # general ultrasound finding (0101) or conclusion (0102), so that no text is ever seen twice.
+        for source in (table, "0101", "0102"):
+            if by_table[source]:
+                return by_table[source].pop()
+        raise SystemExit(f"--new-texts {n}: not enough distinct texts")
+
+    raws: list[str] = []
+    for i in range(n):
+        items = []
+        for item in base["items"]:
+            value = item["value"]
+            with contextlib.suppress(ValueError):
+                value = f"{float(value) * rng.uniform(0.85, 1.15):.2f}"
+            items.append({**item, "value": value})
+        texts = [{"item": ITEM_OF_TABLE[t], "text": take(t)} for t in STREAM_TABLES]
+        # The prior visit is new too: its values varied and its two texts never seen before.
+        priors = []
+        for visit in base["prior_visits"]:
+            prior_items = []
+            for item in visit["items"]:
+                value = item["value"]
+                with contextlib.suppress(ValueError):
+                    value = f"{float(value) * rng.uniform(0.85, 1.15):.2f}"
+                prior_items.append({**item, "value": value})
+            prior_texts = [{"item": ITEM_OF_TABLE[t], "text": take(t)} for t in ("0113", "0101")]
+            priors.append({**visit, "items": prior_items, "texts": prior_texts})
+        record = {**base, "visit_id": f"N{i}", "items": items, "texts": texts, "prior_visits": priors}
+        raws.append(json.dumps(record, ensure_ascii=False))
+    # Compile the lexicon and rules first (once per process), then forget every text result.
+    build_report(kb, Record.model_validate(base))
+    clear_extraction_cache()
+    # The machine may be shared: CPU time of this process (time.process_time) is the primary measure, wall time
+    # (perf_counter) is given beside it.
+    clocks = {"cpu": time.process_time, "wall": time.perf_counter}
+    steps = (
+        "json.loads of the record",
+        "Record validation (pydantic)",
+        "engine (build_report)",
+        "report to_dict + json.dumps",
+    )
+    measured: dict[str, dict[str, list[float]]] = {c: {step: [] for step in steps} for c in clocks}
+    for i, raw in enumerate(raws):
+        clock_name = "cpu" if i % 2 == 0 else "wall"
+        clock = clocks[clock_name]
+        t0 = clock()
+        data = json.loads(raw)
+        t1 = clock()
+        record = Record.model_validate(data)
+        t2 = clock()
+        report = build_report(kb, record)
+        t3 = clock()
+        json.dumps(report.to_dict(), ensure_ascii=False)
+        t4 = clock()
+        for step, value in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            measured[clock_name][step].append(value)
+    ms = 1000.0
+    size = statistics.median(len(r.encode()) for r in raws)
+    print(f"every text new: {n} records (94 items, 12 texts, a prior visit with 2 texts, all new; {size:.0f} B JSON)")
+    print("records alternate between the CPU-time and the wall-time clock")
+    print("| step | clock | p50 ms | p95 ms | p99 ms | mean ms |")
+    print("|---|---|---:|---:|---:|---:|")
+    for step in steps:
+        for clock_name, by_step in measured.items():
+            values = by_step[step]
+            print(
+                f"| {step} | {clock_name} | {statistics.median(values) * ms:.3f} | "
+                f"{_percentile(values, 0.95) * ms:.3f} | {_percentile(values, 0.99) * ms:.3f} | "
+                f"{statistics.fmean(values) * ms:.3f} |"
+            )
+    for clock_name, by_step in measured.items():
+        engine, loads = by_step[steps[2]], by_step[steps[0]]
+        ratios = [e / max(x, 1e-9) for e, x in zip(engine, loads, strict=True)]
+        print(
+            f"{clock_name}: engine p50 / json.loads p50 = {statistics.median(engine) / statistics.median(loads):.1f}x; "
+            f"median per-record ratio {statistics.median(ratios):.1f}x; "
+            f"{14 * len(engine) / sum(engine):,.0f} texts/s through the whole engine (14 texts per record)"
+        )
+
+
+def _extract_throughput(kb: object, n: int) -> None:
+    """Texts per second over the first n distinct texts, each seen once (CPU time and wall time)."""
+    from zhujian.kb.loader import KnowledgeBase
+
+    assert isinstance(kb, KnowledgeBase)
+    with DATA.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))[:n]
+    extract_text(kb, "肝脏", "肝脏大小形态正常")
+    clear_extraction_cache()
+    c0, w0 = time.process_time(), time.perf_counter()
+    for row in rows:
+        extract_text(kb, ITEM_OF_TABLE.get(row["table_id"], row["table_id"]), row["text"])
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    print(f"extract: {len(rows)} distinct texts: {len(rows) / cpu:,.0f} texts/s CPU time, {len(rows) / wall:,.0f} wall")
+
+
+def _long_texts(kb: object) -> None:
+    from zhujian.kb.loader import KnowledgeBase
+
+    assert isinstance(kb, KnowledgeBase)
+    unit = "肝内见无回声区大小约5x4mm "
+    print("| repeats | characters | CPU ms | µs per character |")
+    print("|---:|---:|---:|---:|")
+    for k in (10, 40, 160, 640):
+        text = unit * k
+        best = float("inf")
+        for _ in range(3 if k < 640 else 1):
+            clear_extraction_cache()
+            t0 = time.process_time()
+            extract_text(kb, "肝脏", text)
+            best = min(best, time.process_time() - t0)
+        print(f"| {k} | {len(text)} | {best * 1000:.1f} | {best * 1e6 / len(text):.1f} |")
 
 
 STREAM_TABLES = ("0113", "0114", "0115", "0116", "0117", "0118", "0101", "0101", "0101", "0102", "1001", "1308")

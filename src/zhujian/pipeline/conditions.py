@@ -6,8 +6,10 @@ every conclusion can show why it is there.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from zhujian.domain.report import EvaluatedItem, Evidence, Finding
 from zhujian.kb.schema import (
@@ -44,6 +46,9 @@ class Facts:
     # Forward negation cues of the lexicon: "否认高血压" or "无糖尿病" in a history entry is not a history of it.
     negation_cues: tuple[str, ...] = ()
     separators: frozenset[str] = frozenset()
+    # The trigger keys present in this record (see present_keys and history_keys), once the rules computed them:
+    # a history condition none of whose keyword keys is present cannot hold.
+    present: set[str] | None = None
 
 
 Result = tuple[bool, list[Evidence]]
@@ -113,17 +118,29 @@ def finding_evidence(f: Finding) -> Evidence:
     )
 
 
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
 def _item(cond: ItemCondition) -> Evaluator:
     item_id = cond.item
 
     if cond.op is not None and cond.value is not None:
-        op, threshold = cond.op, cond.value
+        threshold = cond.value
+        # The comparison of evaluate.compare, looked up once per rule instead of once per evaluation.
+        holds = _OPERATORS[cond.op]
 
         def by_value(facts: Facts) -> Result:
             e = facts.items.get(item_id)
             if e is None or not isinstance(e.value, float):
                 return _NO
-            return (True, [item_evidence(e)]) if compare(e.value, op, threshold) else _NO
+            return (True, [item_evidence(e)]) if holds(e.value, threshold) else _NO
 
         return by_value
     if cond.rank_op is not None and cond.rank is not None:
@@ -217,10 +234,23 @@ def _history(cond: HistoryCondition) -> Evaluator:
     keywords = [k.lower() for k in cond.history]
     fields = list(cond.fields)
     labels = {"history": "既往史", "medications": "用药史", "family_history": "家族史", "symptoms": "症状"}
+    keys = trigger_keys(cond)
+    # Per field, each keyword with the trigger key that says it occurs in an entry of that field.
+    keyed = {f: [(k, f"history:{f}:{k}") for k in keywords] for f in fields} if all(keywords) else None
 
     def evaluate(facts: Facts) -> Result:
+        present = facts.present
+        if present is not None and keys is not None and keys.isdisjoint(present):
+            # No entry of these fields contains any of the keywords.
+            return _NO
         for f in fields:
-            entry = first_affirmed_entry(facts.history.get(f, ()), keywords, facts.negation_cues, facts.separators)
+            wanted: list[str] = keywords
+            if present is not None and keyed is not None:
+                # A keyword that occurs in no entry of the field cannot be affirmed there.
+                wanted = [k for k, key in keyed[f] if key in present]
+                if not wanted:
+                    continue
+            entry = first_affirmed_entry(facts.history.get(f, ()), wanted, facts.negation_cues, facts.separators)
             if entry is not None:
                 return True, [Evidence(kind="history", description=f"{labels[f]}：{entry}")]
         return _NO
@@ -325,9 +355,14 @@ def trigger_keys(cond: Condition) -> frozenset[str] | None:
     """Facts of which at least one must be present for `cond` to hold, or None when it can hold without any.
 
     Used to skip rules cheaply: a rule about glucose cannot fire for a record without a glucose value.
-    Keys: `item:<id>` (a usable value), `finding:<id>`, `history:<field>` (a non-empty list), `questionnaire:<flag>`.
+    Keys: `item:<id>` (a usable value), `value:<id>:<op>:<threshold>` (the value passes that comparison),
+    `finding:<id>`, `history:<field>` (a non-empty list),
+    `history:<field>:<keyword>` (a lower-cased keyword inside an entry of that field), `questionnaire:<flag>`.
     """
     if isinstance(cond, ItemCondition):
+        if cond.op is not None and cond.value is not None:
+            # Present only when the record's value passes this very comparison (see value_tests).
+            return frozenset({value_key(cond.item, cond.op, cond.value)})
         if cond.flag in ("high", "low", "abnormal", "normal"):
             return frozenset({f"flag:{cond.item}:{cond.flag}"})
         if cond.flag == "any_abnormal":
@@ -336,7 +371,10 @@ def trigger_keys(cond: Condition) -> frozenset[str] | None:
     if isinstance(cond, FindingCondition):
         return frozenset({f"finding:{cond.finding}"})
     if isinstance(cond, HistoryCondition):
-        return frozenset(f"history:{f}" for f in cond.fields)
+        if any(not k for k in cond.history):
+            return frozenset(f"history:{f}" for f in cond.fields)
+        # Only an entry that contains one of the keywords can affirm it (see history_keys).
+        return frozenset(f"history:{f}:{k.lower()}" for f in cond.fields for k in cond.history)
     if isinstance(cond, FlagCondition):
         return frozenset({f"questionnaire:{cond.questionnaire}"})
     if isinstance(cond, AllCondition):
@@ -353,6 +391,58 @@ def trigger_keys(cond: Condition) -> frozenset[str] | None:
             union |= t
         return frozenset(union)
     return None
+
+
+def value_key(item: str, op: str, value: float) -> str:
+    return f"value:{item}:{op}:{value!r}"
+
+
+ValueTests = dict[str, list[tuple[Callable[[float, float], bool], float, str]]]
+
+
+def value_tests(conditions: Iterable[Condition]) -> ValueTests:
+    """Per item, every numeric comparison the rules make of it, with the trigger key it sets when it holds."""
+    from zhujian.kb.loader import iter_conditions
+
+    tests: dict[str, dict[str, tuple[Callable[[float, float], bool], float, str]]] = {}
+    for cond in conditions:
+        for c in iter_conditions(cond):
+            if isinstance(c, ItemCondition) and c.op is not None and c.value is not None:
+                key = value_key(c.item, c.op, c.value)
+                tests.setdefault(c.item, {})[key] = (_OPERATORS[c.op], c.value, key)
+    return {item: list(by_key.values()) for item, by_key in tests.items()}
+
+
+def passed_value_keys(facts: Facts, tests: ValueTests) -> set[str]:
+    """The `value:` keys of the comparisons the record's numeric values pass."""
+    keys: set[str] = set()
+    for item_id, item_tests in tests.items():
+        e = facts.items.get(item_id)
+        if e is None or not isinstance(e.value, float):
+            continue
+        value = e.value
+        for holds, threshold, key in item_tests:
+            if holds(value, threshold):
+                keys.add(key)
+    return keys
+
+
+def history_keywords(cond: Condition) -> set[str]:
+    """Lower-cased history keywords of every history condition inside `cond`."""
+    from zhujian.kb.loader import iter_conditions
+
+    return {k.lower() for c in iter_conditions(cond) if isinstance(c, HistoryCondition) for k in c.history if k}
+
+
+def history_keys(facts: Facts, automaton: Any) -> set[str]:
+    """`history:<field>:<keyword>` for every keyword of `automaton` (built over the rules' lower-cased history
+    keywords) found inside an entry of that field."""
+    keys: set[str] = set()
+    for name, entries in facts.history.items():
+        for entry in entries:
+            for _last, keyword in automaton.iter(entry.lower()):
+                keys.add(f"history:{name}:{keyword}")
+    return keys
 
 
 def present_keys(facts: Facts) -> set[str]:

@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
+
+import ahocorasick
 
 from zhujian.domain.report import Finding
 from zhujian.kb.loader import KnowledgeBase, normalize_label
 from zhujian.kb.schema import FindingDef, SiteDef
-from zhujian.pipeline.literals import required_literals
+from zhujian.pipeline.literals import required_literal_clauses, required_literals
 
 _SIZE_PAIR = re.compile(
     r"(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?\s*[x×*X✕]\s*(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?"
@@ -67,6 +70,7 @@ _CONJUNCTIONS = "及和与或、"
 
 
 _NFKC_TABLE: dict[int, str] = {}
+_SEEN_CHARS: set[str] = set()
 # A closing bracket whose group holds Chinese text (a qualifier such as （轻度） or （57次/分）) and that is followed
 # by Chinese text ends one diagnosis of a conclusion list; (IMT) or (CDFI) does not.
 _DIAGNOSIS_CLOSE = re.compile(r"\(([^()]{0,24})\)(?=[\u4e00-\u9fff])")
@@ -86,14 +90,18 @@ def _normalize_chars(text: str, headings: re.Pattern[str] | None = None) -> str:
     followed by Chinese text become line breaks: each diagnosis then gets its own sentence for negation and
     attributes.
     """
-    for ch in set(text):
-        code = ord(ch)
-        if code >= 128 and code not in _NFKC_TABLE:
-            n = unicodedata.normalize("NFKC", ch)
-            _NFKC_TABLE[code] = n if len(n) == 1 else ch
+    unseen = set(text) - _SEEN_CHARS
+    if unseen:
+        for ch in unseen:
+            code = ord(ch)
+            if code >= 128 and code not in _NFKC_TABLE:
+                n = unicodedata.normalize("NFKC", ch)
+                _NFKC_TABLE[code] = n if len(n) == 1 else ch
+        _SEEN_CHARS.update(unseen)
     out = text.translate(_NFKC_TABLE)
-    out = _DIAGNOSIS_CLOSE.sub(_close_diagnosis, out)
-    if headings is not None:
+    if "(" in out:
+        out = _DIAGNOSIS_CLOSE.sub(_close_diagnosis, out)
+    if headings is not None and ":" in out:
         out = headings.sub(lambda m: m.group(0)[:-1] + "\n", out)
     return out
 
@@ -120,6 +128,9 @@ class _CompiledFinding:
     sites: frozenset[str]
     # Lower-cased substrings one of which every match contains (None: always run the pattern).
     literals: tuple[str, ...] | None
+    # Stricter: per alternative, the literals it needs all of and the literal sets it needs one literal of each
+    # (None: not known).
+    clauses: tuple[tuple[frozenset[str], tuple[frozenset[str], ...]], ...] | None = None
 
 
 @dataclass(slots=True)
@@ -178,6 +189,16 @@ class CompiledLexicon:
     bilateral: re.Pattern[str] = field(default_factory=lambda: re.compile(r"(?!)"))
     item_sides: dict[str, str] = field(default_factory=dict)
     scope_closer: re.Pattern[str] | None = None
+    # One Aho–Corasick pass over a lower-cased text finds every required literal (of findings and of organ
+    # patterns) present; a second one over the normalized text finds every context word (cues, grades, counts).
+    literal_automaton: Any = None
+    group_literal_map: dict[str, dict[str, list[_CompiledFinding]]] = field(default_factory=dict)
+    site_literal_order: dict[str, int] = field(default_factory=dict)
+    context_automaton: Any = None
+    # literal → (site group, findings of that group that need the literal)
+    literal_owners: dict[str, list[tuple[str, list[_CompiledFinding]]]] = field(default_factory=dict)
+    # exam item label → (its own site, the side it names)
+    item_context: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
 
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
@@ -220,6 +241,7 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
             exclude=_compile("|".join(f"(?:{p})" for p in fd.exclude)) if fd.exclude else None,
             sites=frozenset(fd.sites),
             literals=required_literals(list(fd.patterns)),
+            clauses=_split_clauses(required_literal_clauses(list(fd.patterns))),
         )
         compiled.append(cf)
         if not fd.sites:
@@ -251,7 +273,7 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
         ((c.cue, c.max_chars) for c in ctx.negation if c.direction == "backward"), key=lambda c: -len(c[0])
     )
     grades = sorted(((g.word, g.grade, g.rank) for g in kb.context.attributes.grades), key=lambda g: -len(g[0]))
-    return CompiledLexicon(
+    lexicon = CompiledLexicon(
         kb_version=kb.version,
         sites=kb.sites,
         site_pattern=site_pattern,
@@ -286,7 +308,39 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
             if ctx.headings
             else None
         ),
+        group_literal_map=literal_maps,
+        site_literal_order={lit: i for i, (lit, _owners) in enumerate(site_literal_map.items())},
     )
+    for group, literal_map in literal_maps.items():
+        for lit, owners in literal_map.items():
+            lexicon.literal_owners.setdefault(lit, []).append((group, owners))
+    lexicon.literal_automaton = _automaton(
+        [lit for m in literal_maps.values() for lit in m]
+        + list(site_literal_map)
+        + sorted(
+            {lit for cf in compiled for must, sets in cf.clauses or () for lits in (must, *sets) for lit in lits}
+        )
+    )
+    lexicon.context_automaton = _automaton(
+        [cue for cue, _ in forward + backward]
+        + lexicon.pseudo
+        + lexicon.uncertainty
+        + [word for word, _grade, _rank in grades]
+        + [word for word, _count in lexicon.counts]
+    )
+    return lexicon
+
+
+def _automaton(words: list[str]) -> Any:
+    """An Aho–Corasick automaton whose matches carry the word itself (every occurrence, overlapping ones too)."""
+    automaton = ahocorasick.Automaton()
+    for word in dict.fromkeys(words):
+        if word:
+            automaton.add_word(word, word)
+    if len(automaton) == 0:
+        automaton.add_word("\x00\x00never", "\x00\x00never")
+    automaton.make_automaton()
+    return automaton
 
 
 _LEXICON_CACHE: dict[int, CompiledLexicon] = {}
@@ -298,6 +352,16 @@ def lexicon_for(kb: KnowledgeBase) -> CompiledLexicon:
         cached = compile_lexicon(kb)
         _LEXICON_CACHE[id(kb)] = cached
     return cached
+
+
+_SENTENCE_BREAK = re.compile("[" + re.escape(_SENTENCE_END) + "]")
+
+
+@lru_cache(maxsize=8)
+def _break_pattern(separators: frozenset[str]) -> re.Pattern[str]:
+    """One character class of the one-character separators (a longer one can never equal a character)."""
+    chars = sorted(s for s in separators if len(s) == 1)
+    return re.compile("[" + "".join(re.escape(c) for c in chars) + "]") if chars else re.compile(r"(?!)")
 
 
 @dataclass(slots=True)
@@ -312,8 +376,8 @@ class _TextBreaks:
 
     @classmethod
     def of(cls, text: str, separators: frozenset[str]) -> _TextBreaks:
-        clause = [i for i, ch in enumerate(text) if ch in separators]
-        sentence = [i for i, ch in enumerate(text) if ch in _SENTENCE_END]
+        clause = [m.start() for m in _break_pattern(separators).finditer(text)]
+        sentence = [m.start() for m in _SENTENCE_BREAK.finditer(text)]
         negation = [i for i in clause if text[i] != "、"]
         return cls(len(text), clause, sentence, negation)
 
@@ -334,33 +398,249 @@ class _TextBreaks:
         return self._bounds(self.sentence, pos)
 
 
-def _cue_positions(segment: str, cue: str, pseudo: list[str]) -> list[int]:
-    """Start offsets of `cue` in `segment` that are not part of a pseudo-negation phrase."""
-    out: list[int] = []
-    start = segment.find(cue)
-    while start >= 0:
-        is_pseudo = False
-        for phrase in pseudo:
-            k = phrase.find(cue)
-            if k >= 0 and segment.startswith(phrase, start - k) and start - k >= 0:
-                is_pseudo = True
-                break
-        if not is_pseudo:
-            out.append(start)
-        start = segment.find(cue, start + 1)
-    return out
+class _Runs:
+    """The matches of one attribute pattern in one sentence, scanned once, and what a scan starting at any later
+    position would find without scanning the rest of the sentence again.
+
+    `finditer(text, p, end)` tries every position from p on; the sentence scan from its start tried every position
+    except those strictly inside one of its own matches. So a scan from p finds the sentence scan's matches, except
+    while p (or the end of a match found from p) lies inside one of them: only those few positions are tried anew.
+    The patterns have no anchors or lookbehinds, so where a scan starts does not change what matches at a position.
+    """
+
+    __slots__ = ("end", "matches", "pattern", "starts", "text")
+
+    def __init__(self, pattern: re.Pattern[str], text: str, start: int, end: int, possible: bool = True) -> None:
+        self.pattern = pattern
+        self.text = text
+        self.end = end
+        # `possible` False: the text lacks a character every match needs, so nothing can match anywhere in it.
+        self.matches = list(pattern.finditer(text, start, end)) if possible else []
+        self.starts = [m.start() for m in self.matches]
+
+    def scan_from(self, p: int) -> tuple[list[re.Match[str]], int]:
+        """The matches a scan from `p` finds before it joins the sentence scan, and the index where it joins."""
+        extra: list[re.Match[str]] = []
+        while True:
+            k = bisect_right(self.starts, p) - 1  # the last sentence match starting at or before p
+            if k >= 0 and self.starts[k] == p:
+                return extra, k
+            if k < 0 or p >= self.matches[k].end():
+                return extra, k + 1
+            # p lies inside match k: the positions from p to its end were never tried by the sentence scan.
+            inner_end = self.matches[k].end()
+            found = None
+            for x in range(p, inner_end):
+                found = self.pattern.match(self.text, x, self.end)
+                if found is not None:
+                    break
+            if found is None:
+                p = inner_end
+            else:
+                extra.append(found)
+                p = found.end() if found.end() > found.start() else found.end() + 1
 
 
-def _is_negated(
-    lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, end: int, mentions: list[tuple[int, int, str]]
-) -> bool:
-    c_start, c_end = tb.negation_scope_of(start)
-    before = text[c_start:start]
-    for cue, max_chars in lex.forward_cues:
-        for pos in _cue_positions(before, cue, lex.pseudo):
-            gap = before[pos + len(cue) :]
-            if len(gap) > max_chars:
+def _sizes_of(m: re.Match[str], pair: bool) -> float | None:
+    """Largest size in mm of one size match (None when it has no usable unit)."""
+    if not pair:
+        return _to_mm(float(m.group(1)), m.group(2), None)
+    default_unit = m.group(6) or m.group(4) or m.group(2)
+    best: float | None = None
+    for value, unit in ((m.group(1), m.group(2)), (m.group(3), m.group(4)), (m.group(5), m.group(6))):
+        if value is None:
+            continue
+        mm = _to_mm(float(value), unit, default_unit)
+        if mm is not None and (best is None or mm > best):
+            best = mm
+    return best
+
+
+class _SizeRuns:
+    """Sizes of one sentence: the largest size from any position to the sentence end, in time independent of the
+    sentence length (a long unbroken text would otherwise be rescanned for every finding in it)."""
+
+    __slots__ = ("pairs", "runs", "suffix")
+
+    def __init__(self, text: str, start: int, end: int, pair_possible: bool, single_possible: bool) -> None:
+        self.runs = (
+            _Runs(_SIZE_PAIR, text, start, end, pair_possible),
+            _Runs(_SIZE_SINGLE, text, start, end, single_possible),
+        )
+        self.suffix: list[list[float | None]] = []
+        for pair, runs in zip((True, False), self.runs, strict=True):
+            suffix: list[float | None] = [None] * (len(runs.matches) + 1)
+            for i in range(len(runs.matches) - 1, -1, -1):
+                value, after = _sizes_of(runs.matches[i], pair), suffix[i + 1]
+                suffix[i] = value if after is None or (value is not None and value > after) else after
+            self.suffix.append(suffix)
+
+    def largest_from(self, p: int) -> float | None:
+        best: float | None = None
+        for pair, runs, suffix in zip((True, False), self.runs, self.suffix, strict=True):
+            extra, joined = runs.scan_from(p)
+            for value in [_sizes_of(m, pair) for m in extra] + [suffix[joined]]:
+                if value is not None and (best is None or value > best):
+                    best = value
+        return best
+
+
+_SIDE_EVENT = re.compile(r"[左右双]|两(?=侧)")
+_MISSING = object()
+
+
+class _TextScan:
+    """Everything about one normalized text that the per-match steps ask for, computed once per text: clause and
+    sentence boundaries, organ mentions, every occurrence of every context word, side words, and per-sentence
+    attribute scans. Each per-match question is then a bisection instead of a scan of the clause or sentence."""
+
+    __slots__ = (
+        "backward",
+        "categories",
+        "counted",
+        "exclude_last",
+        "forward",
+        "gates",
+        "grades",
+        "lex",
+        "mention_starts",
+        "mentions",
+        "occ",
+        "rates",
+        "sides",
+        "sizes",
+        "tb",
+        "text",
+        "uncertain",
+    )
+
+    def __init__(self, lex: CompiledLexicon, text: str, lowered: str, mentions: list[tuple[int, int, str]]) -> None:
+        self.lex = lex
+        self.text = text
+        self.tb = _TextBreaks.of(text, lex.separators)
+        self.mentions = mentions
+        self.mention_starts = [a for a, _b, _s in mentions]
+        occ: dict[str, list[int]] = {}
+        for last, word in lex.context_automaton.iter(text):
+            occ.setdefault(word, []).append(last - len(word) + 1)
+        self.occ = occ
+        # Only the cues and grade words that occur in this text, each with its sorted start positions.
+        self.forward = [(cue, m, occ[cue]) for cue, m in lex.forward_cues if cue in occ]
+        self.backward = [(cue, m, occ[cue]) for cue, m in lex.backward_cues if cue in occ]
+        self.grades = [(word, grade, occ[word]) for word, grade, _rank in lex.grades if word in occ]
+        # Uncertainty cues and count words as (start, end[, rank in the KB's list, count]) sorted by start.
+        self.uncertain = sorted((p, p + len(cue)) for cue in lex.uncertainty for p in occ.get(cue, ()))
+        self.counted = sorted(
+            (p, p + len(word), rank, value)
+            for rank, (word, value) in enumerate(lex.counts)
+            for p in occ.get(word, ())
+        )
+        # Characters without which an attribute pattern cannot match anywhere in the text: size pairs need a
+        # multiplication sign, single sizes a unit (mm, cm, 米), heart rates 次 or bpm, categories RADS or TR.
+        self.gates = (
+            any(c in text for c in "xX×*✕"),
+            "m" in lowered or "米" in text,
+            "次" in text or "bpm" in lowered,
+            "rad" in lowered or "tr" in lowered,
+        )
+        self.sides = [m.start() for m in _SIDE_EVENT.finditer(text)]
+        self.sizes: dict[int, _SizeRuns] = {}
+        self.rates: dict[int, _Runs] = {}
+        self.categories: dict[int, re.Match[str] | None] = {}
+        self.exclude_last: dict[tuple[int, int], int] = {}
+
+    def occurs_within(self, word: str, lo: int, hi: int) -> bool:
+        """Whether `word` occurs wholly inside text[lo:hi]."""
+        starts = self.occ.get(word)
+        if not starts:
+            return False
+        k = bisect_left(starts, lo)
+        return k < len(starts) and starts[k] + len(word) <= hi
+
+    def active_site(self, start: int, default: str | None) -> str | None:
+        """The organ of the nearest mention starting at or before `start`, else the exam item's own."""
+        k = bisect_right(self.mention_starts, start) - 1
+        return self.mentions[k][2] if k >= 0 else default
+
+    def sites_inside(self, start: int, end: int) -> set[str]:
+        inside: set[str] = set()
+        k = bisect_left(self.mention_starts, start)
+        while k < len(self.mentions) and self.mentions[k][0] < end:
+            if self.mentions[k][1] <= end:
+                inside.add(self.mentions[k][2])
+            k += 1
+        return inside
+
+    def last_mention_between(self, lo: int, hi: int) -> int | None:
+        """Start of the last organ mention starting in [lo, hi)."""
+        k = bisect_left(self.mention_starts, hi) - 1
+        return self.mention_starts[k] if k >= 0 and self.mention_starts[k] >= lo else None
+
+    def mention_between(self, lo: int, hi: int) -> bool:
+        k = bisect_left(self.mention_starts, lo)
+        return k < len(self.mention_starts) and self.mention_starts[k] < hi
+
+    def side_lower(self, start: int, sentence_start: int) -> int:
+        """Where to stop looking back for a side word: the sentence start, or earlier if the organ was named
+        earlier."""
+        if self.mention_starts and self.mention_starts[0] <= start:
+            return min(sentence_start, self.mention_starts[0])
+        return sentence_start
+
+    def excluded(self, cf: _CompiledFinding, seg_start: int, s_start: int, s_end: int) -> bool:
+        """Whether `cf.exclude` matches in text[seg_start:s_end] (a search from seg_start within the sentence)."""
+        assert cf.exclude is not None
+        if s_end - seg_start <= 256:
+            return cf.exclude.search(self.text, seg_start, s_end) is not None
+        # A long sentence: find once the last position in it where the exclude matches; a search from seg_start
+        # succeeds exactly when that position is at or after seg_start.
+        key = (cf.index, s_start)
+        last = self.exclude_last.get(key)
+        if last is None:
+            last = -1
+            p = s_start
+            while p <= s_end:
+                m = cf.exclude.search(self.text, p, s_end)
+                if m is None:
+                    break
+                last = m.start()
+                p = last + 1
+            self.exclude_last[key] = last
+        return last >= seg_start
+
+    def category(self, s_start: int, s_end: int) -> re.Match[str] | None:
+        found = self.categories.get(s_start, _MISSING)
+        if found is _MISSING:
+            found = _CATEGORY.search(self.text, s_start, s_end) if self.gates[3] else None
+            self.categories[s_start] = found
+        assert found is None or isinstance(found, re.Match)
+        return found
+
+
+def _pseudo_at(lex: CompiledLexicon, text: str, cue: str, pos: int, lo: int, hi: int) -> bool:
+    """Whether the cue at `pos` is part of a pseudo-negation phrase lying wholly inside text[lo:hi]."""
+    for phrase in lex.pseudo:
+        k = phrase.find(cue)
+        if k >= 0 and pos - k >= lo and pos - k + len(phrase) <= hi and text.startswith(phrase, pos - k):
+            return True
+    return False
+
+
+def _is_negated(scan: _TextScan, start: int, end: int) -> bool:
+    """A forward cue before the match or a backward cue after it, in the match's negation scope (clause), within
+    the cue's reach, with no terminator between and not part of a pseudo-negation phrase."""
+    lex, text = scan.lex, scan.text
+    c_start, c_end = scan.tb.negation_scope_of(start)
+    for cue, max_chars, starts in scan.forward:
+        n = len(cue)
+        # The cue lies wholly before the match, at most `max_chars` characters before it.
+        k = bisect_left(starts, max(c_start, start - n - max_chars))
+        while k < len(starts) and starts[k] + n <= start:
+            pos = starts[k]
+            k += 1
+            if _pseudo_at(lex, text, cue, pos, c_start, start):
                 continue
+            gap = text[pos + n : start]
             if any(t in gap for t in lex.terminators):
                 continue
             if lex.scope_closer is not None:
@@ -370,80 +650,115 @@ def _is_negated(
                     # conjunction carries it on (未见异常血流信号及明显充盈缺损).
                     continue
             return True
-    after = text[end:c_end]
-    for cue, max_chars in lex.backward_cues:
-        for pos in _cue_positions(after, cue, lex.pseudo):
-            if pos > max_chars or any(t in after[:pos] for t in lex.terminators):
+    for cue, max_chars, starts in scan.backward:
+        n = len(cue)
+        k = bisect_left(starts, end)
+        while k < len(starts) and starts[k] - end <= max_chars and starts[k] + n <= c_end:
+            cue_at = starts[k]
+            k += 1
+            if _pseudo_at(lex, text, cue, cue_at, end, c_end):
                 continue
-            cue_at = end + pos
+            if any(t in text[end:cue_at] for t in lex.terminators):
+                continue
             # A backward cue after another organ is named belongs to that organ (…结节左侧甲状腺未见异常).
-            if any(end <= a < cue_at for a, _b, _s in mentions):
+            if scan.mention_between(end, cue_at):
                 continue
             return True
     return False
 
 
-def _is_uncertain(lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, end: int) -> bool:
-    c_start, c_end = tb.clause_of(start)
-    window = text[c_start:c_end]
-    return any(cue in window for cue in lex.uncertainty)
+def _is_uncertain(scan: _TextScan, start: int) -> bool:
+    """An uncertainty cue wholly inside the match's clause."""
+    if not scan.uncertain:
+        return False
+    c_start, c_end = scan.tb.clause_of(start)
+    k = bisect_left(scan.uncertain, (c_start, -1))
+    while k < len(scan.uncertain) and scan.uncertain[k][0] < c_end:
+        if scan.uncertain[k][1] <= c_end:
+            return True
+        k += 1
+    return False
 
 
-def _read_attrs(lex: CompiledLexicon, text: str, tb: _TextBreaks, start: int, end: int) -> dict[str, Any]:
+def _nearest_grade(scan: _TextScan, start: int, c_start: int, c_end: int, blank: tuple[int, int]) -> str | None:
+    """The grade word nearest to `start` in the clause, outside the blanked category span; ties go to the word
+    listed first (longest first), as a scan of the clause word by word would decide."""
+    best: tuple[int, str] | None = None
+    b_start, b_end = blank
+    for word, grade, starts in scan.grades:
+        n = len(word)
+
+        def usable(pos: int, n: int = n) -> bool:
+            return c_start <= pos and pos + n <= c_end and (pos + n <= b_start or pos >= b_end)
+
+        k = bisect_left(starts, start)
+        distance: int | None = None
+        i = k - 1
+        while i >= 0 and starts[i] >= c_start:
+            if usable(starts[i]):
+                distance = start - starts[i]
+                break
+            i -= 1
+        i = k
+        while i < len(starts) and starts[i] + n <= c_end:
+            if usable(starts[i]):
+                if distance is None or starts[i] - start < distance:
+                    distance = starts[i] - start
+                break
+            i += 1
+        if distance is not None and (best is None or distance < best[0]):
+            best = (distance, grade)
+    return None if best is None else best[1]
+
+
+def _read_attrs(scan: _TextScan, start: int) -> dict[str, Any]:
+    text, tb = scan.text, scan.tb
     s_start, s_end = tb.sentence_of(start)
     c_start, c_end = tb.clause_of(start)
     attrs: dict[str, Any] = {}
     # Sizes: from the match onwards to the end of its sentence (the lesion is described, then measured).
-    tail = text[start:s_end]
-    sizes: list[float] = []
-    for m in _SIZE_PAIR.finditer(tail):
-        default_unit = m.group(6) or m.group(4) or m.group(2)
-        for value, unit in ((m.group(1), m.group(2)), (m.group(3), m.group(4)), (m.group(5), m.group(6))):
-            if value is None:
-                continue
-            mm = _to_mm(float(value), unit, default_unit)
-            if mm is not None:
-                sizes.append(mm)
-    for m in _SIZE_SINGLE.finditer(tail):
-        mm = _to_mm(float(m.group(1)), m.group(2), None)
-        if mm is not None:
-            sizes.append(mm)
-    if sizes:
-        attrs["size_mm"] = max(sizes)
-    window = text[max(s_start, start - 12) : s_end]
-    for word, value in lex.counts:
-        if word in window:
-            attrs["count"] = value
-            break
-    # Grade: the nearest grade word in the clause (轻度脂肪肝 / 脂肪肝（中度）).
-    clause = text[c_start:c_end]
-    cat = _CATEGORY.search(text, s_start, s_end)
-    if cat is not None and c_start <= cat.start() < c_end:
-        # "TI-RADS Ⅲ级" is a category, not a grade: blank it out for the grade search.
-        a, b = cat.start() - c_start, cat.end() - c_start
-        clause = clause[:a] + " " * (b - a) + clause[b:]
-    best: tuple[int, str] | None = None
-    for word, grade, _rank in lex.grades:
-        pos = clause.find(word)
-        while pos >= 0:
-            distance = abs((c_start + pos) - start)
-            if best is None or distance < best[0]:
-                best = (distance, grade)
-            pos = clause.find(word, pos + 1)
-    if best is not None:
-        attrs["grade"] = best[1]
+    sizes = scan.sizes.get(s_start)
+    if sizes is None:
+        sizes = scan.sizes[s_start] = _SizeRuns(text, s_start, s_end, scan.gates[0], scan.gates[1])
+    size = sizes.largest_from(start)
+    if size is not None:
+        attrs["size_mm"] = size
+    # Count: the count word listed first in the KB among those wholly inside the window.
+    if scan.counted:
+        lo = max(s_start, start - 12)
+        k = bisect_left(scan.counted, (lo, -1))
+        chosen: tuple[int, int | str] | None = None
+        while k < len(scan.counted) and scan.counted[k][0] < s_end:
+            _p, q, rank, value = scan.counted[k]
+            if q <= s_end and (chosen is None or rank < chosen[0]):
+                chosen = (rank, value)
+            k += 1
+        if chosen is not None:
+            attrs["count"] = chosen[1]
+    # Grade: the nearest grade word in the clause (轻度脂肪肝 / 脂肪肝（中度）); "TI-RADS Ⅲ级" is a category, not
+    # a grade, so the category's span is left out of the grade search.
+    cat = scan.category(s_start, s_end)
+    blank = (cat.start(), cat.end()) if cat is not None and c_start <= cat.start() < c_end else (0, 0)
+    grade = _nearest_grade(scan, start, c_start, c_end, blank)
+    if grade is not None:
+        attrs["grade"] = grade
     if cat is not None:
         system = _CATEGORY_NAMES.get(re.sub(r"[^a-z]", "", cat.group(1).lower()), cat.group(1).upper())
         level = _ROMAN.get(cat.group(2).upper(), cat.group(2).upper()) + cat.group(3).upper()
         attrs["category"] = f"{system} {level}"
-    rate = _RATE.search(text, start, s_end)
+    rates = scan.rates.get(s_start)
+    if rates is None:
+        rates = scan.rates[s_start] = _Runs(_RATE, text, s_start, s_end, scan.gates[2])
+    extra, joined = rates.scan_from(start)
+    rate = extra[0] if extra else (rates.matches[joined] if joined < len(rates.matches) else None)
     if rate is not None:
         attrs["rate_bpm"] = int(rate.group(1))
     return attrs
 
 
-def _side_near(lex: CompiledLexicon, text: str, start: int, end: int, lower: int) -> str | None:
+def _side_near(scan: _TextScan, start: int, end: int, lower: int) -> str | None:
     """Side word nearest before the match within its sentence, or inside the match."""
+    lex, text = scan.lex, scan.text
     inside = text[start:end]
     # "双" alone is not always bilateral (双肾盂 is a duplex kidney): only the KB's bilateral words count.
     if lex.bilateral.search(inside):
@@ -453,17 +768,17 @@ def _side_near(lex: CompiledLexicon, text: str, start: int, end: int, lower: int
     for word, side in (("左", "左"), ("右", "右")):
         if word in inside:
             return side
-    i = start - 1
-    while i >= lower:
-        ch = text[i]
-        if ch == "左":
-            return "左"
-        if ch == "右":
-            return "双侧" if i > 0 and text[i - 1] == "左" else "右"
-        if ch == "双" or text.startswith("两侧", i):
-            return "双侧"
-        i -= 1
-    return None
+    k = bisect_left(scan.sides, start) - 1
+    if k < 0 or scan.sides[k] < lower:
+        return None
+    i = scan.sides[k]
+    ch = text[i]
+    if ch == "左":
+        return "左"
+    if ch == "右":
+        return "双侧" if i > 0 and text[i - 1] == "左" else "右"
+    return "双侧"
+
 
 
 # Checkup texts are templates: the same wording recurs across thousands of people (Meinian: 63k distinct texts in
@@ -479,9 +794,26 @@ def clear_extraction_cache() -> None:
 
 def _copy_result(result: ExtractionResult) -> ExtractionResult:
     return ExtractionResult(
-        findings=[replace(f, attrs=dict(f.attrs)) for f in result.findings],
+        findings=[_copy_finding(f) for f in result.findings],
         incomplete=result.incomplete,
         site=result.site,
+    )
+
+
+def _copy_finding(f: Finding) -> Finding:
+    return Finding(
+        finding_id=f.finding_id,
+        name=f.name,
+        icd10=f.icd10,
+        site=f.site,
+        attrs=dict(f.attrs),
+        source_item=f.source_item,
+        span=f.span,
+        evidence_text=f.evidence_text,
+        uncertain=f.uncertain,
+        conclusion=f.conclusion,
+        critical=f.critical,
+        text_index=f.text_index,
     )
 
 
@@ -500,8 +832,120 @@ def extract_text(kb: KnowledgeBase, item: str, text: str) -> ExtractionResult:
     return result
 
 
-def _extract_uncached(lex: CompiledLexicon, item: str, text: str) -> ExtractionResult:
+def _extract_uncached(lex: CompiledLexicon, item: str, text: str, *, prefilter: bool = True) -> ExtractionResult:
+    """`prefilter=False` tries every pattern of the active sites, without the required-literal pre-filter: the
+    reference the pre-filter must agree with."""
     norm = _normalize_chars(text, lex.headings)
+    known = lex.item_context.get(item)
+    if known is None:
+        if len(lex.item_context) > 10000:
+            lex.item_context.clear()
+        known = lex.item_context[item] = _item_context(lex, item)
+    default_site, item_side = known
+
+    lowered = norm.lower()
+    dominant_site = default_site if default_site is not None and lex.sites[default_site].dominant else None
+    # The required literals present in the text, in one pass (see literals.py); "" stands for "always present".
+    present: set[str] | None = None
+    if prefilter:
+        present = {word for _last, word in lex.literal_automaton.iter(lowered)}
+        present.add("")
+    mentions = _site_mentions(lex, norm, present)
+    mentioned = {s for _, _, s in mentions}
+
+    # Only findings of the active sites whose required words occur in the text are tried.
+    chosen: dict[int, _CompiledFinding] = {}
+    groups = {"", *mentioned}
+    if default_site is not None:
+        groups.add(default_site)
+    for group in groups:
+        for cf in lex.group_always.get(group, ()):
+            chosen[cf.index] = cf
+    if present is None:
+        for group in groups:
+            for owners in lex.group_literal_map.get(group, {}).values():
+                for cf in owners:
+                    chosen[cf.index] = cf
+    else:
+        for word in present & lex.literal_owners.keys():
+            for group, owners in lex.literal_owners[word]:
+                if group in groups:
+                    for cf in owners:
+                        chosen[cf.index] = cf
+    candidates = [chosen[i] for i in sorted(chosen)]
+    if present is not None:
+        candidates = [cf for cf in candidates if cf.clauses is None or _clauses_met(cf.clauses, present)]
+
+    scan: _TextScan | None = None
+    matches: list[_Match] = []
+    for cf in candidates:
+        for m in cf.pattern.finditer(norm):
+            start, end = m.start(), m.end()
+            if start == end:
+                continue
+            if scan is None:
+                scan = _TextScan(lex, norm, lowered, mentions)
+            site = scan.active_site(start, default_site)
+            nearest = site
+            if cf.sites and site not in cf.sites and dominant_site is not None and dominant_site in cf.sites:
+                # Physical-exam and ECG items keep their own site: 心率, 双肺 or 肝 named in an internal-medicine
+                # exam do not turn it into an ECG or an ultrasound text.
+                site = dominant_site
+            if cf.sites and site not in cf.sites:
+                # A site mentioned inside the match itself (e.g. 胆囊结石 in a liver text) also counts.
+                hit = cf.sites & scan.sites_inside(start, end)
+                if not hit:
+                    continue
+                site = next(iter(hit))
+            s_start, s_end = scan.tb.sentence_of(start)
+            if cf.exclude is not None:
+                # Excludes look at the match's sentence from the last organ mention before it: in
+                # 左肾囊肿伴钙化左肾结晶 the cyst's calcification does not veto the second diagnosis.
+                seg_start = scan.last_mention_between(s_start, start)
+                if scan.excluded(cf, s_start if seg_start is None else seg_start, s_start, s_end):
+                    continue
+            if _is_negated(scan, start, end):
+                continue
+            side: str | None = None
+            if (site is not None and lex.sites[site].paired) or (nearest is not None and lex.sites[nearest].paired):
+                side = _side_near(scan, start, end, scan.side_lower(start, s_start)) or item_side
+            attrs = _read_attrs(scan, start)
+            matches.append(_Match(cf, start, end, site, side, attrs, _is_uncertain(scan, start)))
+
+    findings = _merge(lex, matches, item, text)
+    incomplete = lex.incomplete.search(norm) is not None
+    return ExtractionResult(findings=findings, incomplete=incomplete, site=default_site)
+
+
+def _split_clauses(
+    clauses: tuple[tuple[frozenset[str], ...], ...] | None,
+) -> tuple[tuple[frozenset[str], tuple[frozenset[str], ...]], ...] | None:
+    """Per alternative: the single literals it needs (one subset test) apart from the sets of alternatives."""
+    if clauses is None:
+        return None
+    return tuple(
+        (frozenset(next(iter(r)) for r in branch if len(r) == 1), tuple(r for r in branch if len(r) > 1))
+        for branch in clauses
+    )
+
+
+def _clauses_met(
+    clauses: tuple[tuple[frozenset[str], tuple[frozenset[str], ...]], ...], present: set[str]
+) -> bool:
+    for must, sets in clauses:
+        if must <= present:
+            if not sets:
+                return True
+            for lits in sets:
+                if present.isdisjoint(lits):
+                    break
+            else:
+                return True
+    return False
+
+
+def _item_context(lex: CompiledLexicon, item: str) -> tuple[str | None, str | None]:
+    """The site an exam item names (肝脏, 左肾超声, 甲状腺彩超) and the side it names (左肾), if any."""
     item_key = normalize_label(item) if item else ""
     default_site = lex.item_sites.get(item_key)
     if default_site is None and item_key:
@@ -512,78 +956,22 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str) -> ExtractionR
     item_side = lex.item_sides.get(item_key)
     if item_side is None and item_key[:1] in ("左", "右"):
         item_side = item_key[:1]
-
-    lowered = norm.lower()
-    tb = _TextBreaks.of(norm, lex.separators)
-    dominant_site = default_site if default_site is not None and lex.sites[default_site].dominant else None
-    mentions = _site_mentions(lex, norm, lowered)
-    mentioned = {s for _, _, s in mentions}
-
-    # Only findings of the active sites whose required words occur in the text are tried (see literals.py).
-    chosen: dict[int, _CompiledFinding] = {}
-    for group in ("", default_site, *mentioned):
-        if group is None:
-            continue
-        for cf in lex.group_always.get(group, ()):
-            chosen[cf.index] = cf
-        for lit, owners in lex.group_literals.get(group, ()):
-            if lit in lowered:
-                for cf in owners:
-                    chosen[cf.index] = cf
-    candidates = [chosen[i] for i in sorted(chosen)]
-
-    matches: list[_Match] = []
-    for cf in candidates:
-        for m in cf.pattern.finditer(norm):
-            start, end = m.start(), m.end()
-            if start == end:
-                continue
-            site = _active_site(mentions, start, end, default_site)
-            nearest = site
-            if cf.sites and site not in cf.sites and dominant_site is not None and dominant_site in cf.sites:
-                # Physical-exam and ECG items keep their own site: 心率, 双肺 or 肝 named in an internal-medicine
-                # exam do not turn it into an ECG or an ultrasound text.
-                site = dominant_site
-            if cf.sites and site not in cf.sites:
-                # A site mentioned inside the match itself (e.g. 胆囊结石 in a liver text) also counts.
-                inside = {s for a, b, s in mentions if a >= start and b <= end}
-                hit = cf.sites & inside
-                if not hit:
-                    continue
-                site = next(iter(hit))
-            if cf.exclude is not None:
-                # Excludes look at the match's sentence from the last organ mention before it: in
-                # 左肾囊肿伴钙化左肾结晶 the cyst's calcification does not veto the second diagnosis.
-                s_start, s_end = tb.sentence_of(start)
-                seg_start = s_start
-                for a, _b, _s in mentions:
-                    if a >= start:
-                        break
-                    if a >= s_start:
-                        seg_start = a
-                if cf.exclude.search(norm, seg_start, s_end):
-                    continue
-            if _is_negated(lex, norm, tb, start, end, mentions):
-                continue
-            s_start, _ = tb.sentence_of(start)
-            side: str | None = None
-            if (site is not None and lex.sites[site].paired) or (nearest is not None and lex.sites[nearest].paired):
-                side = _side_near(lex, norm, start, end, _site_mention_start(mentions, start, s_start)) or item_side
-            attrs = _read_attrs(lex, norm, tb, start, end)
-            matches.append(_Match(cf, start, end, site, side, attrs, _is_uncertain(lex, norm, tb, start, end)))
-
-    findings = _merge(lex, matches, item, text)
-    incomplete = lex.incomplete.search(norm) is not None
-    return ExtractionResult(findings=findings, incomplete=incomplete, site=default_site)
+    return default_site, item_side
 
 
-def _site_mentions(lex: CompiledLexicon, norm: str, lowered: str) -> list[tuple[int, int, str]]:
-    """Organ mentions, leftmost-longest and non-overlapping (左肾 wins over 肾)."""
+def _site_mentions(lex: CompiledLexicon, norm: str, present: set[str] | None) -> list[tuple[int, int, str]]:
+    """Organ mentions, leftmost-longest and non-overlapping (左肾 wins over 肾). `present`: the required literals
+    found in the text (None: try every organ pattern)."""
     found: list[tuple[int, int, str]] = []
     active: dict[int, _CompiledSitePattern] = {id(sp): sp for sp in lex.site_always}
-    for lit, owners in lex.site_literals:
-        if lit in lowered:
+    if present is None:
+        for _lit, owners in lex.site_literals:
             for sp in owners:
+                active[id(sp)] = sp
+    else:
+        order = lex.site_literal_order
+        for k in sorted(order[w] for w in present if w in order):
+            for sp in lex.site_literals[k][1]:
                 active[id(sp)] = sp
     for sp in active.values():
         for m in sp.pattern.finditer(norm):
@@ -599,26 +987,10 @@ def _site_mentions(lex: CompiledLexicon, norm: str, lowered: str) -> list[tuple[
     return mentions
 
 
-def _active_site(mentions: list[tuple[int, int, str]], start: int, end: int, default: str | None) -> str | None:
-    active = default
-    for a, _b, s in mentions:
-        if a > start:
-            break
-        active = s
-    return active
-
-
-def _site_mention_start(mentions: list[tuple[int, int, str]], start: int, sentence_start: int) -> int:
-    """Where to stop looking back for a side word: the sentence start, or earlier if the organ was named earlier."""
-    lower = sentence_start
-    for a, _b, _s in mentions:
-        if a > start:
-            break
-        lower = min(lower, a)
-    return lower
-
 
 def _merge(lex: CompiledLexicon, matches: list[_Match], item: str, original: str) -> list[Finding]:
+    if not matches:
+        return []
     merged: dict[tuple[str, str | None], Finding] = {}
     occurrences: dict[tuple[str, str | None], int] = {}
     for m in sorted(matches, key=lambda x: x.start):

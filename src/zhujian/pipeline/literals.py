@@ -96,6 +96,15 @@ def _score(requirement: frozenset[str]) -> tuple[int, int]:
 
 def _branch_requirement(branch: str) -> frozenset[str] | None:
     """A set of literals one of which every match of this branch contains, or None."""
+    candidates = _branch_requirements(branch)
+    if not candidates:
+        return None
+    return max(candidates, key=_score)
+
+
+def _branch_requirements(branch: str) -> list[frozenset[str]] | None:
+    """Every requirement of this branch: sets of literals such that every match contains one literal of each set
+    (a run of plain characters, or a group all of whose alternatives have requirements of their own)."""
     candidates: list[frozenset[str]] = []
     run: list[str] = []
     i = 0
@@ -155,10 +164,7 @@ def _branch_requirement(branch: str) -> frozenset[str] | None:
         run.append(ch)
         i += 1
     close()
-    candidates = [c for c in candidates if all(c)]
-    if not candidates:
-        return None
-    return max(candidates, key=_score)
+    return [c for c in candidates if all(c)]
 
 
 def required_literal_set(pattern: str) -> frozenset[str] | None:
@@ -183,3 +189,23 @@ def required_literals(patterns: list[str]) -> tuple[str, ...] | None:
             return None
         found.extend(sorted(x.lower() for x in requirement))
     return tuple(dict.fromkeys(found))
+
+
+def required_literal_clauses(patterns: list[str]) -> tuple[tuple[frozenset[str], ...], ...] | None:
+    """The top-level alternatives of all `patterns`, each as the lower-cased literal sets it requires all of: a text
+    can match only if, for some alternative, each of its sets has a literal in the text. None if unknown.
+
+    Stricter than `required_literals` (one requirement per alternative), so it is applied after it, on the few
+    candidates that pass it: a breast-nodule pattern needs 乳 as well as one of 结节 / 回声 / 包块.
+    """
+    out: list[tuple[frozenset[str], ...]] = []
+    for pattern in patterns:
+        branches = _split_top_level(pattern)
+        if branches is None:
+            return None
+        for branch in branches:
+            requirements = _branch_requirements(branch)
+            if not requirements:
+                return None
+            out.append(tuple(frozenset(x.lower() for x in r) for r in requirements))
+    return tuple(out)

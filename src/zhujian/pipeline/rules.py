@@ -5,6 +5,9 @@ conclusion at the top."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+import ahocorasick
 
 from zhujian.domain.report import Conclusion, CriticalAlert, EvaluatedItem, Evidence, Finding, Problem
 from zhujian.kb.loader import KnowledgeBase
@@ -12,11 +15,16 @@ from zhujian.kb.schema import ConclusionDef, RuleDef
 from zhujian.pipeline.conditions import (
     Evaluator,
     Facts,
+    ValueTests,
     compile_condition,
     finding_evidence,
+    history_keys,
+    history_keywords,
+    passed_value_keys,
     present_keys,
     trigger_keys,
     uses_conclusions,
+    value_tests,
 )
 
 # Conclusion used when a critical value has no conclusion of its own (it must never be hidden).
@@ -39,6 +47,10 @@ class CompiledRules:
     # trigger key → positions of the rules it can wake; rules without triggers always run.
     by_trigger: dict[str, list[int]] = field(default_factory=dict)
     always: list[int] = field(default_factory=list)
+    # Every history keyword of the rules, lower-cased, in one Aho–Corasick automaton (None: no history rules).
+    history_automaton: Any = None
+    # Per item, the numeric comparisons of the rules: a rule waits for the one its value condition needs.
+    value_tests: ValueTests = field(default_factory=dict)
 
     def runnable(self, present: set[str]) -> list[CompiledRule]:
         """Rules whose trigger facts are present, in KB order."""
@@ -73,6 +85,13 @@ def rules_for(kb: KnowledgeBase) -> CompiledRules:
             else:
                 for key in cr.triggers:
                     cached.by_trigger.setdefault(key, []).append(position)
+        cached.value_tests = value_tests(r.when for r in enabled)
+        keywords = sorted(set().union(*(history_keywords(r.when) for r in enabled)))
+        if keywords:
+            cached.history_automaton = ahocorasick.Automaton()
+            for word in keywords:
+                cached.history_automaton.add_word(word, word)
+            cached.history_automaton.make_automaton()
         _RULE_CACHE[id(kb)] = cached
     return cached
 
@@ -144,6 +163,10 @@ def derive_conclusions(
     facts.fired = set(out)
 
     present = present_keys(facts)
+    present |= passed_value_keys(facts, compiled.value_tests)
+    if compiled.history_automaton is not None:
+        present |= history_keys(facts, compiled.history_automaton)
+        facts.present = present
 
     def fire(cr: CompiledRule) -> bool:
         rule = cr.rule
