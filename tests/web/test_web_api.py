@@ -250,10 +250,11 @@ def test_audit_lists_the_edit_with_before_and_after(api: Api) -> None:
     }
     assert client.patch(url, json=edit, headers=bearer(team.chief)).status_code == 200
     entries = client.get(f"{url}/audit", headers=bearer(team.auditor)).json()
-    assert [e["action"] for e in entries] == ["record.submit", "report.edit"]
-    after = {c["id"]: c for c in entries[1]["after"]["conclusions"]}
+    # The critical example also opens an alert (zhujian.alerts), recorded between the two.
+    assert [e["action"] for e in entries] == ["record.submit", "alert.open", "report.edit"]
+    after = {c["id"]: c for c in entries[2]["after"]["conclusions"]}
     assert after["anemia"]["advice"] == "三个月后复查血常规"
-    assert entries[1]["actor_username"] == "chief"
+    assert entries[2]["actor_username"] == "chief"
 
 
 def test_fhir_bundle_is_final_after_signing(api: Api) -> None:

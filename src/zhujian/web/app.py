@@ -12,10 +12,11 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhujian import __version__
+from zhujian.alerts.clock import Clock
 from zhujian.kb.loader import KnowledgeBase, default_kb
 from zhujian.settings import Settings, load_settings
 from zhujian.storage.db import create_session_factory, engine_from_settings
-from zhujian.web import api, pages
+from zhujian.web import alerts_api, alerts_pages, api, pages
 from zhujian.web.deps import WebState
 from zhujian.web.errors import install_error_handlers
 from zhujian.web.security import LoginThrottle, SessionSigner
@@ -31,11 +32,13 @@ def create_app(
     kb: KnowledgeBase | None = None,
     session_factory: sessionmaker[Session] | None = None,
     throttle: LoginThrottle | None = None,
+    clock: Clock | None = None,
 ) -> FastAPI:
     """The workbench app. The database must be migrated already (`zhujian db upgrade` or `zhujian serve`).
 
     `kb` and `session_factory` let tests and tools share what they built; by default the bundled KB is loaded and
-    an engine is made from `settings.database_url`. Raises `SettingsError` without a secret key in production mode.
+    an engine is made from `settings.database_url`. `clock` (a callable returning an aware UTC datetime) is the time
+    the alert loop reads; tests move it. Raises `SettingsError` without a secret key in production mode.
     """
     settings = settings or load_settings()
     secret_key = settings.require_secret_key()
@@ -52,5 +55,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(pages.router)
+    alerts_api.install_alerts(app, factory, settings, clock)
+    app.include_router(alerts_api.router)
+    app.include_router(alerts_pages.router)
     app.mount("/static", StaticFiles(directory=str(_package_dir() / "static")), name="static")
     return app
