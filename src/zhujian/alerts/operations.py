@@ -90,7 +90,7 @@ def operations(
     # UTC bounds of the local days, one day of margin each side; rows are then bucketed by their local day.
     start = dt.datetime.combine(date_from - dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     end = dt.datetime.combine(date_to + dt.timedelta(days=2), dt.time(), tzinfo=dt.UTC)
-    names = dict(session.execute(select(User.id, User.display_name)).tuples())
+    names = {uid: name for uid, name in session.execute(select(User.id, User.display_name))}
     rows: dict[tuple[dt.date, str], OperationsRow] = {}
 
     def row(day: dt.date, user_id: int | None) -> OperationsRow | None:

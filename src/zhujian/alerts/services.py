@@ -146,7 +146,7 @@ def open_alerts_for_report(session: Session, report_id: int, *, actor: Actor | N
 def _names(session: Session, user_ids: set[int]) -> dict[int, str]:
     if not user_ids:
         return {}
-    return dict(session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids))).tuples())
+    return {uid: name for uid, name in session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))}
 
 
 def _info(
