@@ -8,25 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alerts_helpers import MovableClock
 from sqlalchemy.orm import Session
 
 from db_testing import Team, copy_of, emptied, make_team
 from zhujian.alerts.clock import CLOCK_KEY, POLICY_KEY
 from zhujian.alerts.policy import default_policy
 from zhujian.storage.db import create_db_engine, create_session_factory
-
-
-class MovableClock:
-    """A clock the test sets and moves; always aware UTC."""
-
-    def __init__(self, start: dt.datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now = self.now + dt.timedelta(**delta)
 
 
 @pytest.fixture

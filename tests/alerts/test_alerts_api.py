@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alerts_helpers import MovableClock
 from fastapi.testclient import TestClient
-
-from conftest import MovableClock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "web"))
 from web_helpers import SECRET_KEY, bearer, example_record
@@ -89,8 +88,9 @@ def test_a_class_a_record_posted_opens_an_alert_and_the_loop_closes(api: Client)
         "alert.notify",
         "alert.close",
     ]
-    assert client.get("/api/alerts", params={"status": "closed"}, headers=bearer(team.auditor)).json()[0]["id"] == (
-        alert["id"]
+    assert (
+        client.get("/api/alerts", params={"status": "closed"}, headers=bearer(team.auditor)).json()[0]["id"]
+        == (alert["id"])
     )
 
 
@@ -142,14 +142,19 @@ def test_operations_csv_export(api: Client) -> None:
     today = dt.datetime.now(dt.UTC).date()
     response = client.get(
         "/api/operations.csv",
-        params={"date_from": (today - dt.timedelta(days=2)).isoformat(), "date_to": (today + dt.timedelta(days=2)).isoformat()},
+        params={
+            "date_from": (today - dt.timedelta(days=2)).isoformat(),
+            "date_to": (today + dt.timedelta(days=2)).isoformat(),
+        },
         headers=bearer(team.admin),
     )
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     lines = response.text.lstrip("\ufeff").splitlines()
     assert lines[0].split(",")[:4] == ["day", "user", "drafted", "signed"]
     assert sum(int(line.split(",")[2]) for line in lines[1:]) == 1
-    bad = client.get("/api/operations.csv", params={"date_from": "2026-03-10", "date_to": "2026-03-01"}, headers=bearer(team.admin))
+    bad = client.get(
+        "/api/operations.csv", params={"date_from": "2026-03-10", "date_to": "2026-03-01"}, headers=bearer(team.admin)
+    )
     assert bad.status_code == 422 and "date_from" in bad.json()["error"]["message"]
 
 
@@ -261,7 +266,10 @@ def test_sms_send_through_the_api_records_the_gateways_answer(
         assert sent_a["status"] == "open"  # but not for class A: somebody must reach the person
         assert sent_a["attempts"][0]["result"].startswith("HTTP 200")
         assert [r["body"] for r in handler.received] == [
-            {"to": "13800000000", "text": "【示例中心】您的体检结果（体检号 V-S2）需要尽快就诊或复查，请尽快与体检中心联系。"}
+            {
+                "to": "13800000000",
+                "text": "【示例中心】您的体检结果（体检号 V-S2）需要尽快就诊或复查，请尽快与体检中心联系。",
+            }
         ] * 2
         assert handler.received[0]["auth"] == "Bearer gateway-token"
         handler.status = 503

@@ -53,9 +53,7 @@ def _attempts(session: Session, team: Team, kb: KnowledgeBase) -> dict[str, Call
 
 
 @pytest.mark.parametrize(("role", "action"), list(itertools.product(sorted(EXPECTED), ALERT_ACTIONS)))
-def test_every_role_and_alert_action(
-    session: Session, team: Team, kb: KnowledgeBase, role: str, action: str
-) -> None:
+def test_every_role_and_alert_action(session: Session, team: Team, kb: KnowledgeBase, role: str, action: str) -> None:
     attempt = _attempts(session, team, kb)[action]
     actor = team.by_role(role)
     if action in EXPECTED[role]:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from alerts_helpers import MovableClock
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conftest import MovableClock
 from db_testing import Team, load_case
 from zhujian.alerts import followup
 from zhujian.alerts import services as alerts
