@@ -115,24 +115,43 @@ def test_overdue_through_the_apps_clock(api: Client) -> None:
 
 
 @pytest.mark.parametrize(
-    ("role", "read", "act"),
+    ("role", "allowed"),
     [
-        ("admin", 403, 403),
-        ("chief_physician", 200, 200),
-        ("reviewing_physician", 200, 200),
-        ("health_manager", 200, 200),
-        ("auditor", 200, 403),
+        ("admin", {"read_operations"}),
+        ("chief_physician", {"read_alerts", "act_alerts", "act_followup", "read_operations"}),
+        ("reviewing_physician", {"read_alerts", "act_alerts", "act_followup", "read_operations"}),
+        ("health_manager", {"read_alerts", "act_alerts", "act_followup", "read_operations"}),
+        ("auditor", {"read_alerts", "read_operations"}),
     ],
 )
-def test_roles_through_the_api(api: Client, role: str, read: int, act: int) -> None:
+def test_every_alert_action_through_the_api(api: Client, role: str, allowed: set[str]) -> None:
     client, team, _ = api
     client.post("/api/records", json=example_record(visit_id="V-R1"), headers=bearer(team.manager))
     alert_id = client.get("/api/alerts", headers=bearer(team.manager)).json()[0]["id"]
-    actor = team.by_role(role)
-    assert client.get("/api/alerts", headers=bearer(actor)).status_code == read
-    body = {"channel": "phone", "note": "未接", "success": False}
-    assert client.post(f"/api/alerts/{alert_id}/notify", json=body, headers=bearer(actor)).status_code == act
-    assert client.get("/api/operations.csv", headers=bearer(actor)).status_code == 200
+    metabolic = example_record("male_56_metabolic", visit_id="V-R2")
+    report_id = client.post("/api/records", json=metabolic, headers=bearer(team.manager)).json()["report_id"]
+    assert client.post(f"/api/reports/{report_id}/sign", headers=bearer(team.chief)).status_code == 200
+    task_id = client.get("/api/followup", headers=bearer(team.manager)).json()[0]["id"]
+    headers = bearer(team.by_role(role))
+    calls = {
+        "read_alerts": lambda: client.get("/api/alerts", headers=headers),
+        "act_alerts": lambda: client.post(
+            f"/api/alerts/{alert_id}/notify",
+            json={"channel": "phone", "note": "未接", "success": False},
+            headers=headers,
+        ),
+        "act_followup": lambda: client.post(
+            f"/api/followup/{task_id}/contact", json={"channel": "phone", "reached": False}, headers=headers
+        ),
+        "read_operations": lambda: client.get("/api/operations.csv", headers=headers),
+    }
+    assert set(calls) == {"read_alerts", "act_alerts", "act_followup", "read_operations"}
+    for action, call in calls.items():
+        response = call()
+        expected = 200 if action in allowed else 403
+        assert response.status_code == expected, (action, response.text)
+        if expected == 403:
+            assert response.json()["error"]["code"] == "forbidden"
     assert client.get("/api/alerts").status_code == 401
 
 

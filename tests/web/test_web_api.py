@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from web_helpers import bearer, example_record
 
 from db_testing import PASSWORD, Team
-from zhujian.storage.permissions import ACTIONS, PERMISSIONS, ROLES
+from zhujian.storage.permissions import ACTIONS, ALERT_ACTIONS, PERMISSIONS, ROLES
 from zhujian.web.security import create_api_token
 
 Api = tuple[TestClient, Team]
@@ -320,7 +320,8 @@ ACTIONS_WITHOUT_API = {"manage_users", "read_identity", "manage_identity"}
 
 
 def test_every_action_has_an_api_route_or_is_listed_as_missing() -> None:
-    assert set(API_ACTIONS) | ACTIONS_WITHOUT_API == set(ACTIONS)
+    # The alert loop's actions have their API matrix in tests/alerts/test_alerts_api.py.
+    assert set(API_ACTIONS) | ACTIONS_WITHOUT_API == set(ACTIONS) - set(ALERT_ACTIONS)
     assert not set(API_ACTIONS) & ACTIONS_WITHOUT_API
 
 
