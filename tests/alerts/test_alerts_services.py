@@ -273,9 +273,9 @@ def test_operations_count_per_day_and_physician(
     # The report's signature time comes from the storage service's own clock: read it back.
     sign_report(session, stored.report_id, actor=team.chief)
     session.commit()
-    view = operations(session, actor=team.admin, date_from=dt.date(2026, 3, 1), date_to=dt.date(2026, 12, 31))
-    by_user = {(r.day, r.user): r for r in view.rows}
     today = dt.datetime.now(UTC).astimezone(view_zone()).date()
+    view = operations(session, actor=team.admin, date_from=dt.date(2026, 3, 1), date_to=today + dt.timedelta(days=1))
+    by_user = {(r.day, r.user): r for r in view.rows}
     drafted = sum(r.drafted for r in view.rows)
     assert drafted == 2
     signer = by_user[(today, "李主检")]
@@ -299,3 +299,44 @@ def test_alert_rows_keep_the_report_link(session: Session, team: Team, kb: Knowl
     session.commit()
     row = session.scalars(select(Alert)).one()
     assert row.report_id == stored.report_id and row.source_key.startswith("k_low:")
+
+
+def test_qc_issue_rate_column_when_a_qc_table_exists(session: Session, team: Team, kb: KnowledgeBase) -> None:
+    from sqlalchemy import Column, Integer, MetaData, String, Table, insert
+
+    # A stand-in for the QC helper's table: only its report_id column is read.
+    qc = Table(
+        "qc_issues",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("report_id", Integer),
+        Column("kind", String(32)),
+    )
+    qc.create(session.connection())
+    session.commit()
+    try:
+        first = submit_record(session, _record("01_male_healthy", visit_id="Q1"), kb=kb, actor=team.manager)
+        second = submit_record(
+            session, _record("10_impaired_fasting_glucose", visit_id="Q2"), kb=kb, actor=team.manager
+        )
+        sign_report(session, first.report_id, actor=team.chief)
+        sign_report(session, second.report_id, actor=team.chief)
+        # Two issues on one of the two signed reports: half the signed reports have issues.
+        session.execute(insert(qc), [{"report_id": second.report_id, "kind": "missed"}] * 2)
+        session.commit()
+        # Signatures carry the storage service's own time: a range wide enough for any day of the year.
+        today = dt.datetime.now(UTC).date()
+        view = operations(
+            session,
+            actor=team.auditor,
+            qc_table=qc,
+            date_from=today - dt.timedelta(days=1),
+            date_to=today + dt.timedelta(days=1),
+        )
+        signer = next(r for r in view.rows if r.user == "李主检")
+        assert (signer.signed, signer.qc_reports_with_issues, signer.qc_issue_rate) == (2, 1, 0.5)
+        assert to_csv(view).splitlines()[0].endswith(",qc_issue_rate")
+    finally:
+        session.rollback()
+        qc.drop(session.connection())
+        session.commit()

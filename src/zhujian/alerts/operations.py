@@ -76,9 +76,15 @@ def _qc_table() -> Table | None:
 
 
 def operations(
-    session: Session, *, actor: Actor, date_from: dt.date | None = None, date_to: dt.date | None = None
+    session: Session,
+    *,
+    actor: Actor,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    qc_table: Table | None = None,
 ) -> OperationsView:
-    """The counts for the local days `date_from`..`date_to` (inclusive; default: the last 30 days)."""
+    """The counts for the local days `date_from`..`date_to` (inclusive; default: the last 30 days). `qc_table`
+    (default: the `qc_issues` table of the schema, when there is one) feeds the QC issue rate."""
     authorize(session, actor, "read_operations")
     policy = policy_of(session)
     zone = policy.timezone
@@ -105,7 +111,7 @@ def operations(
         if (r := row(created_at.astimezone(zone).date(), None)) is not None:
             r.drafted += 1
 
-    qc = _qc_table()
+    qc = qc_table if qc_table is not None else _qc_table()
     flagged: set[int] = set()
     if qc is not None:
         flagged = set(session.scalars(select(qc.c.report_id).distinct()))
