@@ -111,3 +111,13 @@ def test_schema_names_the_bad_field() -> None:
     typo = {**default_alerts_file().model_dump(mode="json"), "unreachable_after_attemps": 3}
     with pytest.raises(PolicyError, match="unreachable_after_attemps"):
         load_alerts_file(yaml.safe_dump(typo, allow_unicode=True))
+
+
+def test_an_unknown_center_time_zone_is_refused_with_its_name() -> None:
+    from pydantic import ValidationError
+
+    from zhujian.settings import load_settings
+
+    with pytest.raises(ValidationError, match="ZHUJIAN_CENTER_TIMEZONE 'Mars/Olympus'"):
+        load_settings(center_timezone="Mars/Olympus")
+    assert load_settings(center_timezone="UTC").center_timezone == "UTC"
