@@ -340,3 +340,23 @@ def test_qc_issue_rate_column_when_a_qc_table_exists(session: Session, team: Tea
         session.rollback()
         qc.drop(session.connection())
         session.commit()
+
+
+def test_an_earlier_record_that_no_longer_validates_leaves_its_tasks_open(
+    session: Session, team: Team, kb: KnowledgeBase
+) -> None:
+    from sqlalchemy import update
+
+    from zhujian.storage.models import RawRecord
+
+    first = _record("10_impaired_fasting_glucose", visit_id="V1", exam_date=dt.date(2026, 3, 16))
+    stored = submit_record(session, first, kb=kb, actor=team.manager)
+    sign_report(session, stored.report_id, actor=team.chief)
+    # As if the record schema had changed since the first visit was stored.
+    broken = {**first.model_dump(mode="json"), "sex": "unknown-value"}
+    session.execute(update(RawRecord).values(record=broken))
+    second = _record("10_impaired_fasting_glucose", visit_id="V2", exam_date=dt.date(2026, 9, 10))
+    later = submit_record(session, second, kb=kb, actor=team.manager)  # stores without an error
+    session.commit()
+    assert later.created
+    assert [t.state for t in followup.list_tasks(session, actor=team.manager)] == ["upcoming"]

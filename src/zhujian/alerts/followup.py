@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from typing import Any, Literal
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,6 +30,7 @@ from zhujian.storage.models import FollowUpContact, FollowUpTask, Person, RawRec
 from zhujian.storage.permissions import authorize
 from zhujian.storage.values import Actor
 
+logger = logging.getLogger("zhujian.alerts.followup")
 TaskState = Literal["upcoming", "due", "overdue", "closed"]
 TASK_STATE_LABELS: dict[str, str] = {"overdue": "已逾期", "due": "待联系", "upcoming": "未到期", "closed": "已完成"}
 # Outcomes a person records by hand; the others come from the next visit's comparison.
@@ -206,7 +209,14 @@ def close_tasks_by_next_visit(
         prior_raw = session.scalars(
             select(RawRecord.record).where(RawRecord.visit_pk == visit_pk).order_by(RawRecord.version.desc()).limit(1)
         ).one()
-        compared = build_report(kb, record.model_copy(update={"prior_visits": [_prior_visit(prior_raw)]})).to_dict()
+        try:
+            prior = _prior_visit(prior_raw)
+        except ValidationError:
+            # A record stored under an older record schema: its tasks stay open for a person to close; storing the
+            # new visit must not fail because of it.
+            logger.warning("follow-up: stored record of visit pk %s no longer validates; tasks left open", visit_pk)
+            continue
+        compared = build_report(kb, record.model_copy(update={"prior_visits": [prior]})).to_dict()
         resolved = (compared.get("comparison") or {}).get("resolved") or []
         statuses = _comparison_statuses(compared.get("conclusions") or [], resolved)
         for task in tasks:
