@@ -186,6 +186,53 @@ class Settings(BaseSettings):
         description="Largest page (`limit`) a list request may ask for (422 above it).",
     )
 
+    # ---- alerts and follow-up (zhujian.alerts); deadlines default to kb/data/alerts.yaml
+    center_timezone: str = Field(
+        default="Asia/Shanghai",
+        description="IANA time zone of the center: alert deadlines in days and follow-up due dates count local days.",
+    )
+    center_name: str = Field(default="体检中心", max_length=100, description="Center name used in alert messages.")
+    alert_class_b: bool = Field(default=True, description="Open alerts for class B results too (class A always).")
+    alert_a_hours: float | None = Field(
+        default=None, gt=0, description="Center deadline for notifying a class A result, in hours (KB default: 2)."
+    )
+    alert_b_days: int | None = Field(
+        default=None,
+        ge=0,
+        description="Center deadline for class B, in local days after the result (0 = same day; KB default: 7).",
+    )
+    alert_message: str = Field(
+        default="【{center}】您的体检结果（体检号 {visit_id}）需要尽快就诊或复查，请尽快与体检中心联系。",
+        max_length=500,
+        description="Text of e-mail / SMS alert messages; may use only {visit_id}, {level} and {center}.",
+    )
+    alert_email_to: str | None = Field(
+        default=None, description="Default e-mail recipient of alert messages (e.g. the center's on-call desk)."
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for alert e-mails (e-mail notifier off when unset)."
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP server port.")
+    smtp_sender: str = Field(default="zhujian@localhost", description="From address of alert e-mails.")
+    smtp_username: str | None = Field(default=None, description="SMTP login user (no login when unset).")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP login password.")
+    sms_webhook_url: str | None = Field(
+        default=None,
+        description="HTTP(S) URL of the center's SMS gateway; POST JSON {to, text} (SMS notifier off when unset).",
+    )
+    sms_webhook_token: SecretStr | None = Field(default=None, description="Bearer token sent to the SMS gateway.")
+
+    @field_validator("center_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"ZHUJIAN_CENTER_TIMEZONE {value!r} is not a known IANA time zone") from exc
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _psycopg_driver(cls, url: str) -> str:

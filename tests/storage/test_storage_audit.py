@@ -53,9 +53,16 @@ def _tamper(engine: Engine, *statements: str) -> None:
 
 
 def test_chain_of_a_normal_workflow_verifies(session: Session, audited: list[AuditLogEntry]) -> None:
-    assert len(audited) == 6 + 4
+    # Six users, four report steps, and the alert the critical potassium opened (zhujian.alerts).
+    assert [e.action for e in audited[6:]] == [
+        "record.submit",
+        "alert.open",
+        "report.edit",
+        "report.sign",
+        "report.review.reject",
+    ]
     result = verify_audit_chain(session)
-    assert result.ok and result.entries_checked == 10
+    assert result.ok and result.entries_checked == 11
     last = session.scalars(select(AuditLogEntry).order_by(AuditLogEntry.id.desc()).limit(1)).one()
     assert result.head_hash == last.hash
     first = session.scalars(select(AuditLogEntry).order_by(AuditLogEntry.id).limit(1)).one()
@@ -88,12 +95,12 @@ def test_empty_log_verifies(session: Session) -> None:
 
 
 def test_changed_entry_is_reported(engine: Engine, session: Session, audited: list[AuditLogEntry]) -> None:
-    target = audited[7].id  # the edit of the report
+    target = audited[8].id  # the edit of the report (after the submit and the alert it opened)
     # JSON documents differ per backend; replacing the whole value works on both.
     _tamper(engine, f'UPDATE audit_log SET after = \'{{"status": "signed"}}\' WHERE id = {target}')
     result = verify_audit_chain(session)
     assert not result.ok
-    assert (result.broken_seq, result.broken_action, result.entries_checked) == (target, "report.edit", 7)
+    assert (result.broken_seq, result.broken_action, result.entries_checked) == (target, "report.edit", 8)
     assert "changed" in (result.problem or "")
 
 
@@ -163,7 +170,7 @@ def test_audit_verify_command(engine: Engine, database_url: str, audited: list[A
     runner = CliRunner()
     ok = runner.invoke(_app(), ["audit", "verify", "--database-url", database_url])
     assert ok.exit_code == 0, ok.output
-    assert "audit log OK: 10 entries" in ok.stdout
+    assert "audit log OK: 11 entries" in ok.stdout
 
     _tamper(engine, f"UPDATE audit_log SET action = 'report.publish' WHERE id = {audited[9].id}")
     broken = runner.invoke(_app(), ["audit", "verify", "--database-url", database_url])

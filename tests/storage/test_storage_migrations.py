@@ -21,6 +21,7 @@ from zhujian.storage.models import Base
 TABLES = {"users", "persons", "person_identities", "visits", "raw_records", "reports", "report_versions", "audit_log"}
 TABLES |= {"user_sessions", "login_throttle"}  # 0002: server-side sessions and the login throttle
 TABLES |= {"audit_anchors"}  # 0003: anchors of the audit chain head
+TABLES |= {"alerts", "alert_attempts", "followup_tasks", "followup_contacts"}  # 0004, zhujian.alerts
 
 
 def _tables(url: str) -> set[str]:

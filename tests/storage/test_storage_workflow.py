@@ -71,9 +71,13 @@ def test_full_life_cycle(session: Session, team: Team, report_id: int) -> None:
         ("publish", "published"),
     ]
     assert history[2].note == "请补充复查时间"
+    # The alert loop (zhujian.alerts) adds its steps to the report's trail: the alert of the class A result, and
+    # the recheck tasks of the first signature (the second signature adds none: the tasks exist).
     assert [e.action for e in report_audit(session, report_id, actor=team.auditor)] == [
         "record.submit",
+        "alert.open",
         "report.sign",
+        "followup.create",
         "report.review.reject",
         "report.edit",
         "report.sign",

@@ -317,3 +317,106 @@ class LoginThrottleEntry(Base):
     # The last failure ('account', 'address') or the last successful login ('known': this account from this address).
     updated_at: Mapped[dt.datetime] = mapped_column()
     blocked_until: Mapped[dt.datetime | None] = mapped_column()
+
+
+# ---------------------------------------------------------------------------------------------------- alerts, follow-up
+# The closed loop of important abnormal results and the recheck tasks (see `zhujian.alerts`). "Overdue" is never
+# stored: it depends on the clock, so it is computed from `due_at` / `due_date` whenever alerts are read.
+
+ALERT_STATUSES: tuple[str, ...] = ("open", "notified", "closed")
+FOLLOWUP_STATUSES: tuple[str, ...] = ("open", "closed")
+
+
+class Alert(Base):
+    """One class A (or B) result of a stored report that somebody must tell the examinee about in time."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        CheckConstraint(_in("status", ALERT_STATUSES), name="status"),
+        CheckConstraint("level IN ('A', 'B')", name="level"),
+        # One alert per result of a report: a resubmitted draft with the same critical value opens no second one.
+        UniqueConstraint("report_id", "source_key", name="uq_alerts_report_source"),
+        Index("ix_alerts_worklist", "status", "due_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"), index=True)
+    level: Mapped[str] = mapped_column(String(1))
+    source_key: Mapped[str] = mapped_column(String(200))
+    conclusion_id: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column()
+    due_at: Mapped[dt.datetime] = mapped_column()
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    notified_at: Mapped[dt.datetime | None] = mapped_column()
+    notified_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    reached: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[dt.datetime | None] = mapped_column()
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    outcome_note: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertAttempt(Base):
+    """Every try to reach the examinee about an alert, successful or not, with what a notifier answered."""
+
+    __tablename__ = "alert_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column()
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    channel: Mapped[str] = mapped_column(String(32))
+    success: Mapped[bool] = mapped_column(Boolean)
+    reached: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(Text)
+
+
+class FollowUpTask(Base):
+    """A recheck a signed conclusion asks for, due on exam date + its follow-up window. The outcome is a label:
+    `held` says whether the recheck confirmed the conclusion (None when nobody knows)."""
+
+    __tablename__ = "followup_tasks"
+    __table_args__ = (
+        CheckConstraint(_in("status", FOLLOWUP_STATUSES), name="status"),
+        UniqueConstraint("report_id", "conclusion_id", name="uq_followup_tasks_report_conclusion"),
+        Index("ix_followup_tasks_worklist", "status", "due_date", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), index=True)
+    conclusion_id: Mapped[str] = mapped_column(String(128))
+    conclusion_name: Mapped[str] = mapped_column(String(300))
+    icd10: Mapped[str | None] = mapped_column(String(32))
+    provenance: Mapped[str | None] = mapped_column(String(16))
+    follow_up: Mapped[str] = mapped_column(Text)
+    exam_date: Mapped[dt.date] = mapped_column(Date)
+    due_date: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    contact_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column()
+    closed_at: Mapped[dt.datetime | None] = mapped_column()
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    closed_by_report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    held: Mapped[bool | None] = mapped_column(Boolean)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class FollowUpContact(Base):
+    """A contact attempt of a recheck task (a call, a message) and whether the person was reached."""
+
+    __tablename__ = "followup_contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("followup_tasks.id"), index=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column()
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    channel: Mapped[str] = mapped_column(String(32))
+    reached: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str | None] = mapped_column(Text)

@@ -27,6 +27,10 @@ Action = Literal[
     "read_identity",  # name and phone number of an examinee (person_identities)
     "manage_identity",  # write name and phone number
     "group_report",  # aggregate (团检) reports of a cohort, small cells suppressed
+    "read_alerts",  # alerts of important abnormal results and follow-up tasks
+    "act_alerts",  # record notifications, failed attempts and closing outcomes of alerts
+    "act_followup",  # record contact attempts and outcomes of follow-up tasks
+    "read_operations",  # the operations view (counts per day and per physician) and its CSV export
 ]
 
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
@@ -52,6 +56,19 @@ PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
     ),
     "auditor": frozenset({"read", "read_audit"}),
 }
+
+# The alert loop and follow-up (zhujian.alerts): health managers and physicians act, auditors read; the
+# administrator sees the operations counts (no medical content) but no alert.
+_ALERT_PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
+    "admin": frozenset({"read_operations"}),
+    "chief_physician": frozenset({"read_alerts", "act_alerts", "act_followup", "read_operations"}),
+    "reviewing_physician": frozenset({"read_alerts", "act_alerts", "act_followup", "read_operations"}),
+    "health_manager": frozenset({"read_alerts", "act_alerts", "act_followup", "read_operations"}),
+    "auditor": frozenset({"read_alerts", "read_operations"}),
+}
+for _role, _actions in _ALERT_PERMISSIONS.items():
+    PERMISSIONS[_role] = PERMISSIONS[_role] | _actions
+ALERT_ACTIONS: Final[tuple[Action, ...]] = ("read_alerts", "act_alerts", "act_followup", "read_operations")
 
 
 def role_can(role: str, action: Action) -> bool:

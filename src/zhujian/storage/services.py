@@ -180,6 +180,10 @@ def submit_record(
             before=before,
             after={**after, **_raw_state(visit, raw), "draft_replaced": draft_replaced},
         )
+    # The alert loop (zhujian.alerts) builds on storage, so it is imported when used, not at module load.
+    from zhujian.alerts.hooks import report_stored
+
+    report_stored(session, report.id, kb=kb, actor=actor, content_changed=created or draft_replaced)
     return ReportSummary(
         report_id=report.id,
         visit_id=visit.visit_id,
@@ -689,9 +693,13 @@ def sign_report(session: Session, report_id: int, *, actor: Actor, expected_vers
     report.reviewed_by_id = None
     report.reviewed_at = None
     report.rejection_reason = None
-    return _save_state(
+    detail = _save_state(
         session, report, actor=actor, status="signed", change="sign", action="report.sign", before=before, now=now
     )
+    from zhujian.alerts.hooks import report_signed  # see submit_record
+
+    report_signed(session, report.id, actor=actor)
+    return detail
 
 
 def review_report(

@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp
 
 from zhujian import __version__
+from zhujian.alerts.clock import Clock
 from zhujian.kb.loader import KnowledgeBase, default_kb
 from zhujian.settings import Settings, load_settings
 from zhujian.storage.db import create_session_factory, engine_from_settings
-from zhujian.web import api, group_pages, pages
+from zhujian.web import alerts_api, alerts_pages, api, group_pages, pages
 from zhujian.web.capacity import install_capacity
 from zhujian.web.deps import WebState
 from zhujian.web.errors import install_error_handlers
@@ -42,11 +43,13 @@ def create_app(
     kb: KnowledgeBase | None = None,
     session_factory: sessionmaker[Session] | None = None,
     throttle: LoginThrottle | None = None,
+    clock: Clock | None = None,
 ) -> FastAPI:
     """The workbench app. The database must be migrated already (`zhujian db upgrade` or `zhujian serve`).
 
     `kb` and `session_factory` let tests and tools share what they built; by default the bundled KB is loaded and
-    an engine is made from `settings.database_url`. Raises `SettingsError` without a secret key in production mode.
+    an engine is made from `settings.database_url`. `clock` (a callable returning an aware UTC datetime) is the time
+    the alert loop reads; tests move it. Raises `SettingsError` without a secret key in production mode.
     """
     settings = settings or load_settings()
     secret_key = settings.require_secret_key()
@@ -68,5 +71,8 @@ def create_app(
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(group_pages.router)
+    alerts_api.install_alerts(app, factory, settings, clock)
+    app.include_router(alerts_api.router)
+    app.include_router(alerts_pages.router)
     app.mount("/static", StaticFiles(directory=str(_package_dir() / "static")), name="static")
     return app

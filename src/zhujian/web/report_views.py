@@ -30,6 +30,16 @@ ACTION_LABELS = {
     "report.review.approve": "审核通过",
     "report.review.reject": "审核退回",
     "report.publish": "发布报告",
+    # zhujian.alerts: the loop after the draft
+    "alert.open": "重要异常结果提醒",
+    "alert.notify": "已通知受检者",
+    "alert.contact": "联系/发送消息",
+    "alert.attempt_failed": "联系未成功",
+    "alert.close": "提醒闭环",
+    "followup.create": "生成随访任务",
+    "followup.contact": "随访联系",
+    "followup.close": "随访结局",
+    "followup.close_by_visit": "再次体检关闭随访",
 }
 FIELD_LABELS = {"name": "名称", "advice": "建议", "follow_up": "复查时间"}
 
