@@ -36,8 +36,8 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_0004_upgrades_from_0001_and_downgrades_back(empty_url: str) -> None:
-    upgrade_database(empty_url, "0001")
+def test_0004_upgrades_from_0003_and_downgrades_back(empty_url: str) -> None:
+    upgrade_database(empty_url, "0003")
     before = _tables(empty_url)
     assert not before & NEW_TABLES
     upgrade_database(empty_url, "0004")
@@ -50,8 +50,8 @@ def test_0004_upgrades_from_0001_and_downgrades_back(empty_url: str) -> None:
     finally:
         engine.dispose()
     assert "ix_alerts_worklist" in indexes and "uq_alerts_report_source" in uniques
-    downgrade_database(empty_url, "0001")
-    assert current_revision(empty_url) == "0001"
+    downgrade_database(empty_url, "0003")
+    assert current_revision(empty_url) == "0003"
     assert _tables(empty_url) == before
     upgrade_database(empty_url, "0004")  # and up again: nothing left behind collides
     assert _tables(empty_url) == before | NEW_TABLES

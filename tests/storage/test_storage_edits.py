@@ -27,7 +27,7 @@ from zhujian.storage.errors import InvalidEdit
 
 @pytest.fixture(scope="module")
 def many_findings(kb: KnowledgeBase) -> dict[str, Any]:
-    """Case 17 (elderly woman): ten conclusions, none of class A or B."""
+    """Case 17 (elderly woman): nine conclusions (plaque and IMT merged), none of class A or B."""
     return with_auto_provenance(build_report(kb, load_case("17_elderly_woman_many_findings")).to_dict())
 
 
@@ -40,7 +40,7 @@ def _by_id(content: dict[str, Any], conclusion_id: str) -> dict[str, Any]:
 
 
 def test_auto_draft_marks_every_conclusion_auto(many_findings: dict[str, Any]) -> None:
-    assert len(many_findings["conclusions"]) == 10
+    assert len(many_findings["conclusions"]) == 9
     assert {c["provenance"] for c in many_findings["conclusions"]} == {"auto"}
     assert all(c["edited_fields"] == [] and c["merged_from"] == [] for c in many_findings["conclusions"])
 
@@ -49,35 +49,39 @@ def test_edit_changes_wording_and_marks_it_edited(many_findings: dict[str, Any])
     before = copy.deepcopy(many_findings)
     result = apply_operations(
         many_findings,
-        [EditConclusion("carotid_plaque", advice="  心内科随访，控制血脂。 ", follow_up="6个月复查颈动脉超声")],
+        [
+            EditConclusion(
+                "carotid_atherosclerosis_plaque", advice="  心内科随访，控制血脂。 ", follow_up="6个月复查颈动脉超声"
+            )
+        ],
         kb=None,
     )
-    plaque = _by_id(result, "carotid_plaque")
+    plaque = _by_id(result, "carotid_atherosclerosis_plaque")
     assert plaque["advice"] == "心内科随访，控制血脂。"  # trimmed
     assert plaque["follow_up"] == "6个月复查颈动脉超声"
     assert plaque["provenance"] == "edited"
     assert plaque["edited_fields"] == ["advice", "follow_up"]
-    assert plaque["name"] == "颈动脉斑块"
-    assert plaque["evidence"] == _by_id(before, "carotid_plaque")["evidence"]
+    assert plaque["name"] == "颈动脉粥样硬化伴斑块形成"
+    assert plaque["evidence"] == _by_id(before, "carotid_atherosclerosis_plaque")["evidence"]
     assert many_findings == before  # the input is never changed
 
 
 def test_edit_with_the_same_text_is_not_an_edit(many_findings: dict[str, Any]) -> None:
-    same = _by_id(many_findings, "carotid_plaque")["name"]
-    result = apply_operations(many_findings, [EditConclusion("carotid_plaque", name=same)], kb=None)
+    same = _by_id(many_findings, "carotid_atherosclerosis_plaque")["name"]
+    result = apply_operations(many_findings, [EditConclusion("carotid_atherosclerosis_plaque", name=same)], kb=None)
     assert result == many_findings
 
 
 @pytest.mark.parametrize(
     ("operation", "message"),
     [
-        (EditConclusion("carotid_plaque", name="   "), "名称不能为空"),
-        (EditConclusion("carotid_plaque"), "没有给出要修改的内容"),
+        (EditConclusion("carotid_atherosclerosis_plaque", name="   "), "名称不能为空"),
+        (EditConclusion("carotid_atherosclerosis_plaque"), "没有给出要修改的内容"),
         (EditConclusion("no_such_id", advice="x"), "没有结论 'no_such_id'"),
         (DeleteConclusion("no_such_id"), "没有结论"),
-        (MergeConclusions(("carotid_plaque",)), "至少需要两条"),
-        (MergeConclusions(("carotid_plaque", "carotid_plaque")), "重复"),
-        (ReorderConclusions(("carotid_plaque",)), "恰好包含"),
+        (MergeConclusions(("carotid_atherosclerosis_plaque",)), "至少需要两条"),
+        (MergeConclusions(("carotid_atherosclerosis_plaque", "carotid_atherosclerosis_plaque")), "重复"),
+        (ReorderConclusions(("carotid_atherosclerosis_plaque",)), "恰好包含"),
         (AddConclusion("bp_severe"), "需要知识库"),
     ],
 )
@@ -89,7 +93,7 @@ def test_operations_that_do_not_fit_are_refused(many_findings: dict[str, Any], o
 def test_invalid_edit_names_the_failing_operation(many_findings: dict[str, Any]) -> None:
     with pytest.raises(InvalidEdit) as caught:
         apply_operations(
-            many_findings, [DeleteConclusion("carotid_plaque"), DeleteConclusion("carotid_plaque")], kb=None
+            many_findings, [DeleteConclusion("carotid_atherosclerosis_plaque"), DeleteConclusion("carotid_atherosclerosis_plaque")], kb=None
         )
     assert caught.value.operation_index == 1
     assert str(caught.value).startswith("第 2 项修改")
@@ -144,7 +148,7 @@ def test_merge_keeps_evidence_rules_and_ids(many_findings: dict[str, Any]) -> No
     parts = ["abd_c_gallbladder_stone", "abd_c_gallbladder_wall"]
     originals = [_by_id(many_findings, i) for i in parts]
     result = apply_operations(many_findings, [MergeConclusions(tuple(parts))], kb=None)
-    assert len(result["conclusions"]) == 9
+    assert len(result["conclusions"]) == 8
     merged = _by_id(result, "abd_c_gallbladder_stone")
     assert "abd_c_gallbladder_wall" not in _ids(result)
     # At the place of the first part.

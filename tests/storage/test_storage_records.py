@@ -58,10 +58,10 @@ def test_same_visit_twice_is_one_visit_with_two_raw_versions(session: Session, t
 def test_resubmission_replaces_an_edited_draft_but_keeps_the_history(
     session: Session, team: Team, kb: KnowledgeBase
 ) -> None:
-    record = load_case("14_obesity_central")
+    record = load_case("17_elderly_woman_many_findings")
     summary = submit_record(session, record, kb=kb, actor=team.chief)
     auto_ids = [c["id"] for c in get_report(session, summary.report_id, actor=team.chief).conclusions]
-    assert len(auto_ids) == 2
+    assert len(auto_ids) >= 2
     edited = edit_report(
         session, summary.report_id, [DeleteConclusion(auto_ids[0])], expected_version=1, actor=team.chief
     )

@@ -38,26 +38,26 @@ def test_edit_with_the_current_version_saves_a_new_version(
     detail = edit_report(
         session,
         report_id,
-        [EditConclusion("carotid_plaque", advice="心内科就诊，强化降脂。")],
+        [EditConclusion("carotid_atherosclerosis_plaque", advice="心内科就诊，强化降脂。")],
         expected_version=1,
         actor=team.chief,
     )
     session.commit()
     assert (detail.version, detail.status) == (2, "edited")
-    plaque = next(c for c in detail.conclusions if c["id"] == "carotid_plaque")
+    plaque = next(c for c in detail.conclusions if c["id"] == "carotid_atherosclerosis_plaque")
     assert (plaque["advice"], plaque["provenance"]) == ("心内科就诊，强化降脂。", "edited")
     history = report_history(session, report_id, actor=team.chief)
     assert [(v.version, v.change, v.actor) for v in history] == [(1, "auto_draft", None), (2, "edit", "李主检")]
     saved = report_version_content(session, report_id, 2, actor=team.chief)
     assert saved == detail.content
     first = report_version_content(session, report_id, 1, actor=team.chief)
-    assert next(c for c in first["conclusions"] if c["id"] == "carotid_plaque")["provenance"] == "auto"
+    assert next(c for c in first["conclusions"] if c["id"] == "carotid_atherosclerosis_plaque")["provenance"] == "auto"
     edit_entry = report_audit(session, report_id, actor=team.auditor)[-1]
     assert edit_entry.action == "report.edit"
     assert edit_entry.actor_username == "chief"
     assert edit_entry.before is not None and edit_entry.after is not None
     assert (edit_entry.before["version"], edit_entry.after["version"]) == (1, 2)
-    advice_after = next(c for c in edit_entry.after["conclusions"] if c["id"] == "carotid_plaque")["advice"]
+    advice_after = next(c for c in edit_entry.after["conclusions"] if c["id"] == "carotid_atherosclerosis_plaque")["advice"]
     assert advice_after == "心内科就诊，强化降脂。"
 
 
@@ -71,14 +71,14 @@ def test_stale_version_raises_conflict_and_writes_nothing(
         stored_before = get_report(second, report_id, actor=team.chief)
         audit_before = len(report_audit(second, report_id, actor=team.auditor))
         with pytest.raises(VersionConflict) as caught:
-            edit_report(second, report_id, [DeleteConclusion("carotid_plaque")], expected_version=1, actor=team.chief)
+            edit_report(second, report_id, [DeleteConclusion("carotid_atherosclerosis_plaque")], expected_version=1, actor=team.chief)
         assert (caught.value.expected, caught.value.actual) == (1, 2)
         second.rollback()
     with session_factory() as fresh:
         stored = get_report(fresh, report_id, actor=team.chief)
         assert stored.version == 2
         assert stored.content == stored_before.content
-        assert "carotid_plaque" in [c["id"] for c in stored.conclusions]
+        assert "carotid_atherosclerosis_plaque" in [c["id"] for c in stored.conclusions]
         assert len(report_history(fresh, report_id, actor=team.chief)) == 2
         assert len(report_audit(fresh, report_id, actor=team.auditor)) == audit_before
 
@@ -131,7 +131,7 @@ def test_add_delete_merge_reorder_in_one_save(session: Session, team: Team, kb: 
     ids = [c["id"] for c in detail.conclusions]
     assert ids[0] == "abd_c_gallbladder_stone" and ids[-1] == "abd_c_liver_cyst"
     assert "ecg_c_sinus_brady" not in ids and "abd_c_gallbladder_wall" not in ids
-    assert len(ids) == 10 - 1 - 1 + 1
+    assert len(ids) == 9 - 1 - 1 + 1
     provenance = {c["id"]: c["provenance"] for c in detail.conclusions}
     assert provenance["abd_c_gallbladder_stone"] == "merged"
     assert provenance["abd_c_liver_cyst"] == "added"
@@ -150,7 +150,7 @@ def test_invalid_operation_writes_nothing(session: Session, team: Team, report_i
         )
     session.rollback()
     detail = get_report(session, report_id, actor=team.chief)
-    assert (detail.version, detail.status, len(detail.conclusions)) == (1, "draft", 10)
+    assert (detail.version, detail.status, len(detail.conclusions)) == (1, "draft", 9)
 
 
 def test_edit_that_changes_nothing_keeps_the_version(session: Session, team: Team, report_id: int) -> None:
