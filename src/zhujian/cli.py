@@ -72,6 +72,11 @@ def _register_commands() -> None:
     db_app.command("upgrade")(db_upgrade_command)
     app.add_typer(audit_app, name="audit")
     app.add_typer(db_app, name="db")
+    from zhujian.qc.cli import qc_command
+
+    app.command("qc", help="Check a physician's 主检 conclusions against the record (engine as reference).")(
+        qc_command
+    )
 
 
 KbPath = Annotated[Path | None, typer.Option("--kb", help="knowledge-base folder (default: the bundled KB)")]
