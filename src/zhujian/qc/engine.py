@@ -17,7 +17,7 @@ from zhujian.domain.report import Conclusion, EvaluatedItem, Report
 from zhujian.kb.loader import KnowledgeBase, normalize_unit
 from zhujian.kb.schema import QcCenterSettings
 from zhujian.pipeline.run import build_report
-from zhujian.qc.normalize import ItemClaim, PhysicianConclusion, read_conclusion
+from zhujian.qc.normalize import ItemClaim, PhysicianConclusion, clause_start, read_conclusion
 from zhujian.qc.parse import ConclusionLine, split_conclusions
 from zhujian.qc.vocabulary import QcVocabulary, fold, vocabulary_for
 
@@ -90,7 +90,7 @@ def _reportable(c: Conclusion, settings: QcCenterSettings) -> bool:
 
 
 def _compatible(claim: str | None, flag: str) -> bool:
-    return claim is None or claim == "abnormal" or flag == "abnormal" or claim == flag
+    return claim == "abnormal" or flag == "abnormal" or claim == flag
 
 
 def _covers(line: PhysicianConclusion, engine: _EngineConclusion, vocabulary: QcVocabulary) -> bool:
@@ -100,8 +100,10 @@ def _covers(line: PhysicianConclusion, engine: _EngineConclusion, vocabulary: Qc
         return True
     if engine.id in vocabulary.composite or engine.from_history:
         return False
+    # A number quoted without a direction ("代谢综合征：空腹血糖 9.2") does not diagnose that item's conclusion.
     return any(
-        c.item_id in engine.items and _compatible(c.direction, engine.items[c.item_id]) for c in line.item_claims
+        c.direction is not None and c.item_id in engine.items and _compatible(c.direction, engine.items[c.item_id])
+        for c in line.item_claims
     )
 
 
@@ -307,16 +309,46 @@ class _Checker:
     def coverage(self) -> dict[int, list[_EngineConclusion]]:
         return {line.number: [e for e in self.engine if _covers(line, e, self.vocabulary)] for line in self.lines}
 
+    def _judged_claims(self, line: PhysicianConclusion) -> list[ItemClaim]:
+        """Directional claims on items the record has with a definite flag (not `unknown`)."""
+        return [
+            c
+            for c in line.item_claims
+            if c.direction and any(i.flag != "unknown" for i in self.items.get(c.item_id, []))
+        ]
+
+    def _supported(self, line: PhysicianConclusion, covered: list[_EngineConclusion]) -> bool:
+        if self._history_supports(line):
+            return True
+        if line.finding_ids & {f.finding_id for f in self.report.findings}:
+            return True
+        # An item the engine used for one of the named conclusions supports the wording whatever its flag
+        # (空腹血糖 6.1 is within the reference interval and still 空腹血糖受损).
+        used = {
+            ev.item_id
+            for e in self.engine
+            if e.id in line.conclusion_ids
+            for ev in e.conclusion.evidence
+            if ev.kind == "item" and ev.item_id
+        }
+        judged = self._judged_claims(line)
+        declared = [c for c in judged if c.declared]
+        if declared:
+            # "高甘油三酯血症" says TG is high: with a normal TG it is unsupported even when a cholesterol-type
+            # 血脂异常 exists.
+            return any(self._claim_supported(c) or c.item_id in used for c in declared)
+        engine_ids = {e.id for e in self.engine} | {m for e in self.engine for m in e.merged_ids}
+        if line.primary is not None and line.primary in engine_ids:
+            return True
+        if judged:
+            return any(self._claim_supported(c) or c.item_id in used for c in judged)
+        return bool(covered)
+
     def unsupported(self, covered: dict[int, list[_EngineConclusion]]) -> None:
-        present_findings = {f.finding_id for f in self.report.findings}
         for line in self.lines:
-            if line.number in self.flagged_lines or not line.recognized or covered[line.number]:
+            if line.number in self.flagged_lines or not line.recognized:
                 continue
-            if line.finding_ids & present_findings:
-                continue
-            if any(self._claim_supported(c) for c in line.item_claims):
-                continue
-            if self._history_supports(line):
+            if self._supported(line, covered[line.number]):
                 continue
             reasons = []
             for claim in line.item_claims:
@@ -327,10 +359,11 @@ class _Checker:
             self._add("unsupported", line, f"{self._where(line)}无检查结果或病史支持：{why}")
 
     def _claim_supported(self, claim: ItemClaim) -> bool:
-        if claim.direction is None:
+        direction = claim.direction
+        if direction is None:
             return False
         return any(
-            item.flag in ("high", "low", "abnormal") and _compatible(claim.direction, item.flag)
+            item.flag in ("high", "low", "abnormal") and _compatible(direction, item.flag)
             for item in self.items.get(claim.item_id, [])
         )
 
@@ -350,9 +383,12 @@ class _Checker:
         seen: dict[tuple[Any, ...], PhysicianConclusion] = {}
         for line in self.lines:
             primaries = frozenset(p.primary for p in line.phrases) or frozenset([line.primary] if line.primary else [])
-            if not primaries:
+            # Unrecognized wording still duplicates when the same words are written twice.
+            words = "" if primaries else self._words(line)
+            if not primaries and not words:
                 continue
             key = (
+                words,
                 primaries,
                 frozenset((c.item_id, c.direction) for c in line.item_claims if c.direction),
                 frozenset((s.finding_id, s.side) for s in line.sides),
@@ -362,6 +398,16 @@ class _Checker:
                 seen[key] = line
                 continue
             self._add("duplicate", line, f"{self._where(line)}与第{first.number}条“{first.name}”重复")
+
+    def _words(self, line: PhysicianConclusion) -> str:
+        """The diagnosis words of a line: without advice, punctuation and spaces."""
+        text = line.folded
+        for cue in self.vocabulary.advice_cues:
+            at = text.find(cue, 1)
+            if at > 0:
+                # The whole advice clause goes ("3-6个月复查血脂"), not only the words from the cue on.
+                text = text[: max(clause_start(text, at), 1)]
+        return re.sub(r"[\s,;:。、，；：]", "", text)
 
     def missing_advice(self, covered: dict[int, list[_EngineConclusion]]) -> None:
         levels = set(self.settings.advice_required_levels)

@@ -27,6 +27,7 @@ _ITEM_NAME = "主检结论"
 class ItemClaim:
     item_id: str
     direction: str | None  # high | low | abnormal | None (only quoted)
+    declared: bool = False  # said by the wording itself (高甘油三酯血症 → TG high), not read next to an item name
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,7 @@ def _display_name(text: str, vocabulary: QcVocabulary) -> str:
     return first
 
 
-def _clause_start(folded: str, at: int) -> int:
+def clause_start(folded: str, at: int) -> int:
     start = 0
     for match in _CLAUSE_BREAK.finditer(folded, 0, at):
         start = match.end()
@@ -104,7 +105,7 @@ def _clause_start(folded: str, at: int) -> int:
 
 
 def _negated(folded: str, start: int, vocabulary: QcVocabulary) -> bool:
-    before = folded[_clause_start(folded, start) : start]
+    before = folded[clause_start(folded, start) : start]
     return any(cue in before for cue in vocabulary.negation_cues)
 
 
@@ -113,7 +114,8 @@ def _direction_after(folded: str, at: int, vocabulary: QcVocabulary) -> str | No
     end = _CLAUSE_BREAK.search(folded, at)
     window = folded[at : end.start() if end else len(folded)][:20]
     nxt = vocabulary.item_pattern.search(window)
-    if nxt is not None and nxt.start() > 0:
+    if nxt is not None:
+        # "甘油三酯高密度脂蛋白…": the next item's name is not a direction of this one.
         window = window[: nxt.start()]
     window = re.sub(r"^[\s:]*(?:为|是|约)?[\s:]*[<>≤≥]?\d*(?:\.\d+)?\s*[A-ZΜµμ%][A-Z0-9µμΜ/%.^*×]*", "", window)
     best: tuple[int, int, str] | None = None
@@ -158,7 +160,7 @@ def read_conclusion(
         else:
             out.phrases.append(phrase)
             out.conclusion_ids.update(phrase.conclusions)
-            out.item_claims.extend(ItemClaim(item, direction) for item, direction in phrase.items)
+            out.item_claims.extend(ItemClaim(item, direction, declared=True) for item, direction in phrase.items)
             if out.primary is None:
                 out.primary = phrase.primary
         for i in range(match.start(), match.end()):
@@ -189,6 +191,8 @@ def read_conclusion(
                 unit = text[match.end() + value.start("unit") : match.end() + value.end("unit")]
             out.values.append(QuotedValue(item_id, value.group("num"), float(value.group("num")), unit))
         direction = _direction_after(folded, match.end(), vocabulary)
+        if direction is None and match.start() > 0:
+            direction = vocabulary.direction_prefixes.get(folded[match.start() - 1])
         if _negated(folded, match.start(), vocabulary):
             continue
         if direction is not None or value is not None:
@@ -201,6 +205,21 @@ def read_conclusion(
                     continue
                 for item_id, group in zip(pair.items, ("a", "b"), strict=False):
                     out.values.append(QuotedValue(item_id, numbers.group(group), float(numbers.group(group)), None))
+
+    # A domain with a direction: "血脂高", "肝功异常", "高血脂" (the wording names no single item).
+    for domain in vocabulary.domains:
+        if not domain.items:
+            continue
+        for phrase in domain.phrases:
+            for found in re.finditer(re.escape(fold(phrase)), masked_text):
+                before = masked_text[found.start() - 1] if found.start() > 0 else ""
+                after = _direction_after(masked_text, found.end(), vocabulary)
+                if after is None and before not in vocabulary.direction_prefixes:
+                    continue
+                if _negated(masked_text, found.start(), vocabulary):
+                    continue
+                # Which of the domain's items is meant is not said: any abnormal one supports the wording.
+                out.item_claims.extend(ItemClaim(item, "abnormal") for item in domain.items)
 
     # Normal statements: "血脂正常", "肝胆脾胰未见明显异常", "乙肝表面抗原阴性".
     for clause in _clause_spans(masked_text):

@@ -63,6 +63,7 @@ class DomainDef(_Strict):
 
 class VocabularyFile(_Strict):
     source: str
+    direction_prefixes: dict[str, Direction] = {}
     directions: Directions
     normal_cues: list[str]
     advice_starts: list[str]
@@ -70,6 +71,7 @@ class VocabularyFile(_Strict):
     negation_cues: list[str]
     history_cues: list[str]
     alias_exclude: list[str] = []
+    value_only_aliases: list[str] = []
     composite: list[str] = []
     value_pairs: list[ValuePair] = []
     sex_terms: list[SexTerms]
@@ -99,6 +101,7 @@ class QcVocabulary:
     phrases: dict[str, Phrase]  # folded phrase → meaning
     phrase_pattern: re.Pattern[str]
     directions: dict[str, str]  # folded word → high | low | abnormal
+    direction_prefixes: dict[str, str]
     normal_cues: tuple[str, ...]
     advice_starts: tuple[str, ...]
     advice_cues: tuple[str, ...]
@@ -139,9 +142,9 @@ def _alternation(words: list[str]) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(w) for w in ordered) if ordered else r"(?!x)x")
 
 
-def _alias_pattern(aliases: list[str]) -> re.Pattern[str]:
+def _alias_pattern(aliases: list[str], value_only: set[str]) -> re.Pattern[str]:
     """Item aliases in free text. A Latin abbreviation must not sit inside a longer word (TG in TGAB), but a number
-    may follow it directly (HBA1C6.5%)."""
+    may follow it directly (HBA1C6.5%). A value-only alias (钾) must be followed by a number."""
     parts = []
     for alias in sorted(set(aliases), key=lambda w: (-len(w), w)):
         part = re.escape(alias)
@@ -149,19 +152,22 @@ def _alias_pattern(aliases: list[str]) -> re.Pattern[str]:
             part = r"(?<![A-Z0-9])" + part
         if alias[-1].isascii() and alias[-1].isalpha():
             part += r"(?![A-Z])"
+        if alias in value_only:
+            part += r"(?=\s*[:：]?\s*\d)"
         parts.append(part)
     return re.compile("|".join(parts) if parts else r"(?!x)x")
 
 
 def _name_variants(name: str) -> list[str]:
-    """肺结节（6-8mm） → 肺结节（6-8mm）, 肺结节; 肾结晶/肾内钙化灶 → both parts."""
+    """肺结节（6-8mm） → 肺结节（6-8mm）, 肺结节; 肾结晶/肾内钙化灶 → both parts. A part shorter than three
+    characters is a modifier, not a name (心房肥大/异常, 胸膜增厚/粘连)."""
     out = [name]
     bare = re.sub(r"[（(][^（）()]*[)）]", "", name).strip()
     if bare and bare != name:
         out.append(bare)
-    for part in re.split(r"[/／]", bare):
-        if part and part not in out and len(part) >= 2:
-            out.append(part)
+    parts = re.split(r"[/／]", bare)
+    if len(parts) > 1:
+        out.extend(p for p in parts if len(p) >= 3 and p not in out)
     return out
 
 
@@ -230,17 +236,24 @@ def load_qc_vocabulary(kb: KnowledgeBase, root: Path | None = None) -> QcVocabul
             directions[fold(word)] = direction
 
     excluded = {fold(a) for a in voc.alias_exclude}
+    value_only = {fold(a) for a in voc.value_only_aliases}
     aliases: dict[str, str] = {}
     for item_id, item_def in kb.items.items():
         for label in [item_def.name, *item_def.aliases]:
             key = fold(label).lstrip("*")
+            if key in value_only:
+                aliases.setdefault(key, item_id)
             if len(key) < 2 or key in excluded or " " in key:
                 continue
             aliases.setdefault(key, item_id)
+    for alias in value_only:
+        if alias not in aliases:
+            raise KBError([KBProblem("qc/vocabulary.yaml", "value_only_aliases", f"not an item alias: {alias!r}")])
     return QcVocabulary(
         phrases=phrases,
         phrase_pattern=_alternation(list(phrases)),
         directions=directions,
+        direction_prefixes={fold(k): v for k, v in voc.direction_prefixes.items()},
         normal_cues=tuple(fold(c) for c in voc.normal_cues),
         advice_starts=tuple(fold(c) for c in voc.advice_starts),
         advice_cues=tuple(fold(c) for c in voc.advice_cues),
@@ -251,7 +264,7 @@ def load_qc_vocabulary(kb: KnowledgeBase, root: Path | None = None) -> QcVocabul
         sex_terms={t.sex: tuple(fold(w) for w in t.terms) for t in voc.sex_terms},
         domains=list(voc.domains),
         item_aliases=aliases,
-        item_pattern=_alias_pattern(list(aliases)),
+        item_pattern=_alias_pattern(list(aliases), value_only),
         conclusion_names=names,
     )
 
