@@ -210,11 +210,12 @@ def read_conclusion(
     for domain in vocabulary.domains:
         if not domain.items:
             continue
-        for phrase in domain.phrases:
-            for found in re.finditer(re.escape(fold(phrase)), masked_text):
+        for wording in domain.phrases:
+            for found in re.finditer(re.escape(fold(wording)), masked_text):
                 before = masked_text[found.start() - 1] if found.start() > 0 else ""
-                after = _direction_after(masked_text, found.end(), vocabulary)
-                if after is None and before not in vocabulary.direction_prefixes:
+                if _direction_after(masked_text, found.end(), vocabulary) is None and (
+                    before not in vocabulary.direction_prefixes
+                ):
                     continue
                 if _negated(masked_text, found.start(), vocabulary):
                     continue
