@@ -16,7 +16,7 @@ _CHINESE_NUMBERS = "一二三四五六七八九十"
 # A list marker: the number and its punctuation. "1.5cm" is not one (a digit follows the dot).
 _MARKER = re.compile(
     r"(?P<paren>[（(]\s*(?P<pn>\d{1,2})\s*[)）])"
-    r"|(?P<arabic>(?<![\d.．])(?P<an>\d{1,2})\s*(?:[.．、:：](?![\d])|[)）](?![\d])))"
+    r"|(?P<arabic>(?<![\d.．])(?P<an>\d{1,2})\s*(?:[.．、:：](?![\d])|[)）]))"
     rf"|(?P<circled>[{_CIRCLED}])"
     rf"|(?P<chinese>(?<![{_CHINESE_NUMBERS}])(?P<cn>[{_CHINESE_NUMBERS}]{{1,2}})、)"
 )
