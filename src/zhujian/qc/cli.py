@@ -80,19 +80,18 @@ def read_conclusion_lines(path: Path) -> dict[str, str]:
     return texts
 
 
-def run_single(kb: KnowledgeBase, record_path: Path, conclusions_path: Path) -> list[dict[str, Any]]:
+def read_single(record_path: Path, conclusions_path: Path) -> tuple[Record, str]:
     text = _read_text(record_path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise QcInputError(f"{record_path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
-    record = _record(data, str(record_path))
-    return [issue.to_dict() for issue in qc_text(kb, record, _read_text(conclusions_path))]
+    return _record(data, str(record_path)), _read_text(conclusions_path)
 
 
-def run_batch(kb: KnowledgeBase, records_path: Path, conclusions_path: Path, out_path: Path) -> tuple[int, int]:
-    """Check every record that has conclusions; returns (records checked, issues). Records without conclusions and
-    conclusions without a record are errors: QC never silently drops a report."""
+def read_batch(records_path: Path, conclusions_path: Path) -> list[tuple[Record, str]]:
+    """Records paired with their conclusions, in the records' order. Records without conclusions and conclusions
+    without a record are errors: QC never silently drops a report."""
     texts = read_conclusion_lines(conclusions_path)
     records: list[Record] = []
     seen: set[str] = set()
@@ -109,13 +108,18 @@ def run_batch(kb: KnowledgeBase, records_path: Path, conclusions_path: Path, out
     orphans = [v for v in texts if v not in seen]
     if orphans:
         raise QcInputError(f"{conclusions_path}: field visit_id: no record for {orphans[0]!r} in {records_path}")
+    return [(record, texts[record.visit_id]) for record in records]
+
+
+def run_batch(kb: KnowledgeBase, pairs: list[tuple[Record, str]], out_path: Path) -> tuple[int, int]:
+    """Write one {visit_id, issues} line per record; returns (records checked, issues)."""
     total = 0
     with out_path.open("w", encoding="utf-8") as sink:
-        for record in records:
-            issues = [i.to_dict() for i in qc_text(kb, record, texts[record.visit_id])]
+        for record, text in pairs:
+            issues = [i.to_dict() for i in qc_text(kb, record, text)]
             total += len(issues)
             sink.write(json.dumps({"visit_id": record.visit_id, "issues": issues}, ensure_ascii=False) + "\n")
-    return len(records), total
+    return len(pairs), total
 
 
 def qc_command(
@@ -135,11 +139,14 @@ def qc_command(
     missing_advice.
     """
     try:
-        knowledge = _load_kb(kb, center)
+        # The input is read and checked before the knowledge base loads: a bad file fails at once.
         if out is None:
-            typer.echo(json.dumps(run_single(knowledge, records, conclusions), ensure_ascii=False, indent=2))
+            record, text = read_single(records, conclusions)
+            issues_found = qc_text(_load_kb(kb, center), record, text)
+            typer.echo(json.dumps([i.to_dict() for i in issues_found], ensure_ascii=False, indent=2))
             return
-        checked, issues = run_batch(knowledge, records, conclusions, out)
+        pairs = read_batch(records, conclusions)
+        checked, issues = run_batch(_load_kb(kb, center), pairs, out)
     except QcInputError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
