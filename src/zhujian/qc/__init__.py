@@ -4,12 +4,21 @@ Entry points: `qc_text` (free-text conclusions), `qc_signed_report` (the workben
 time) and the `zhujian qc` command (`zhujian.qc.cli`). Pure: no web, database or network imports.
 """
 
-from zhujian.qc.engine import ISSUE_KINDS, QcIssue, blocking_issues, check_lines, qc_signed_report, qc_text
+from zhujian.qc.engine import (
+    ISSUE_KINDS,
+    ISSUE_LABELS,
+    QcIssue,
+    blocking_issues,
+    check_lines,
+    qc_signed_report,
+    qc_text,
+)
 from zhujian.qc.parse import ConclusionLine, split_conclusions
 from zhujian.qc.vocabulary import load_qc_vocabulary, vocabulary_for
 
 __all__ = [
     "ISSUE_KINDS",
+    "ISSUE_LABELS",
     "ConclusionLine",
     "QcIssue",
     "blocking_issues",

@@ -31,6 +31,17 @@ ISSUE_KINDS = (
     "duplicate",
     "missing_advice",
 )
+# How the workbench names each kind (zh-CN).
+ISSUE_LABELS = {
+    "missed": "遗漏结论",
+    "contradiction": "与检查结果矛盾",
+    "value_mismatch": "数值与记录不符",
+    "sex_mismatch": "与性别不符",
+    "side_mismatch": "左右侧不符",
+    "unsupported": "诊断无依据",
+    "duplicate": "结论重复",
+    "missing_advice": "重要异常缺少建议",
+}
 _FLAG_WORDS = {"high": "偏高", "low": "偏低", "abnormal": "异常", "normal": "正常", "unknown": "未判定"}
 _DIRECTION_WORDS = {"high": "升高", "low": "降低", "abnormal": "异常"}
 _SEX_WORDS = {"male": "男性", "female": "女性"}

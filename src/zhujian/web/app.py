@@ -15,7 +15,7 @@ from zhujian import __version__
 from zhujian.kb.loader import KnowledgeBase, default_kb
 from zhujian.settings import Settings, load_settings
 from zhujian.storage.db import create_session_factory, engine_from_settings
-from zhujian.web import api, pages
+from zhujian.web import api, pages, qc_pages
 from zhujian.web.deps import WebState
 from zhujian.web.errors import install_error_handlers
 from zhujian.web.security import LoginThrottle, SessionSigner
@@ -52,5 +52,6 @@ def create_app(
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(qc_pages.router)
     app.mount("/static", StaticFiles(directory=str(_package_dir() / "static")), name="static")
     return app

@@ -1,0 +1,70 @@
+"""QC in the workbench: the warning panel of the review page before signing, and the auditors' QC page."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi.testclient import TestClient
+from web_helpers import bearer, example_record
+
+from db_testing import PASSWORD, Team
+
+Web = tuple[TestClient, Team]
+
+
+def _login(client: TestClient, username: str) -> str:
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token
+    response = client.post(
+        "/login",
+        data={"username": username, "password": PASSWORD, "csrf_token": token.group(1)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    page = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text)
+    assert page
+    return page.group(1)
+
+
+def _submit(client: TestClient, team: Team, name: str, visit_id: str) -> Any:
+    return client.post("/api/records", json=example_record(name, visit_id), headers=bearer(team.chief)).json()
+
+
+def test_review_page_loads_the_qc_panel_and_it_warns_after_a_deletion(web: Web) -> None:
+    client, team = web
+    rid = _submit(client, team, "female_67_critical", "V-QC")["report_id"]
+    token = _login(client, "chief")
+    assert f'hx-get="/reports/{rid}/qc"' in client.get(f"/reports/{rid}").text
+    # The unedited draft is the engine's own report: nothing to warn about.
+    assert "未发现问题" in client.get(f"/reports/{rid}/qc").text
+    client.post(
+        f"/reports/{rid}/delete",
+        data={"expected_version": "1", "conclusion_id": "breast_nodule_birads4"},
+        headers={"X-CSRF-Token": token, "HX-Request": "true"},
+    )
+    panel = client.get(f"/reports/{rid}/qc").text
+    assert "质控提示" in panel and "遗漏结论" in panel and "乳腺结节（BI-RADS 4类及以上）" in panel
+
+
+def test_qc_page_lists_signed_reports_with_rates_for_auditors_only(web: Web) -> None:
+    client, team = web
+    clean = _submit(client, team, "male_56_metabolic", "V-CLEAN")["report_id"]
+    edited = _submit(client, team, "female_67_critical", "V-EDITED")["report_id"]
+    token = _login(client, "chief")
+    headers = {"X-CSRF-Token": token}
+    client.post(
+        f"/reports/{edited}/delete", data={"expected_version": "1", "conclusion_id": "anemia"}, headers=headers
+    )
+    client.post(f"/reports/{edited}/sign", data={"expected_version": "2", "csrf_token": token})
+    client.post(f"/reports/{clean}/sign", data={"expected_version": "1", "csrf_token": token})
+    assert client.get("/qc").status_code == 403  # a chief physician is not QC staff
+    client.cookies.clear()
+    _login(client, "auditor")
+    page = client.get("/qc")
+    assert page.status_code == 200
+    html = page.text
+    assert "已签署报告 2 份，有质控问题 1 份（50.0%）" in html
+    assert "V-EDITED" in html and "V-CLEAN" not in html.split('id="qc-reports"')[1]
+    assert "李主检" in html.split('id="qc-by-physician"')[1]
+    assert "贫血（轻度）" in html  # the deleted disease conclusion, reported as missed
