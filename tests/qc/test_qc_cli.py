@@ -124,3 +124,27 @@ def test_invalid_record_names_the_field(tmp_path: Path) -> None:
     text.write_text("脂肪肝", encoding="utf-8")
     assert "field sex" in _error([str(single), "--conclusions", str(text)])
     assert "cannot read" in _error([str(tmp_path / "missing.json"), "--conclusions", str(text)])
+
+
+def test_center_file_sets_qc_options(tmp_path: Path) -> None:
+    record = _write(tmp_path / "record.json", METABOLIC)
+    text = tmp_path / "c.txt"
+    # Every disease of male_56_metabolic, none of its minor findings (T波改变, 骨量减少 …).
+    text.write_text(
+        "1. 高血压病，建议心内科随访\n2. 血脂异常\n3. 代谢综合征\n4. 空腹血糖受损\n5. 肺结节\n6. 高尿酸血症\n7. 肥胖\n"
+        "8. 颈动脉斑块\n9. 中心型肥胖\n10. 脂肪肝\n11. 胆囊息肉\n12. 左肾囊肿\n13. 前列腺增生\n14. 幽门螺杆菌感染\n"
+        "15. 眼底动脉硬化\n",
+        encoding="utf-8",
+    )
+    default = runner.invoke(app, ["qc", str(record), "--conclusions", str(text)])
+    assert default.exit_code == 0, default.output
+    assert json.loads(default.stdout) == []
+    center = tmp_path / "center.yaml"
+    center.write_text("name: 测试中心\nqc:\n  missed_minor: true\n", encoding="utf-8")
+    strict = runner.invoke(app, ["qc", str(record), "--conclusions", str(text), "--center", str(center)])
+    assert strict.exit_code == 0, strict.output
+    missed = {i["conclusion"] for i in json.loads(strict.stdout) if i["kind"] == "missed"}
+    assert {"T波改变", "骨量减少"} <= missed
+    center.write_text("qc:\n  missed_minr: true\n", encoding="utf-8")
+    bad = runner.invoke(app, ["qc", str(record), "--conclusions", str(text), "--center", str(center)])
+    assert bad.exit_code == 2 and "missed_minr" in bad.stderr
