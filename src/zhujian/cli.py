@@ -242,6 +242,11 @@ def kb_validate(kb: KbPath = None, center: CenterPath = None) -> None:
     try:
         center_config = load_center_config(center) if center else None
         knowledge = load_kb(kb, center_config)
+        from zhujian.qc.vocabulary import load_qc_vocabulary
+
+        # The QC wording files (kb/data/qc, or the given folder's qc/), checked against this KB.
+        if kb is None or (kb / "qc").is_dir():
+            load_qc_vocabulary(knowledge, kb / "qc" if kb is not None else None)
     except KBError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc

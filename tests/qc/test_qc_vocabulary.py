@@ -59,3 +59,19 @@ def test_unknown_key_is_an_error(kb: KnowledgeBase, tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(KBError, match=r"qc/vocabulary.yaml:domains.0.itmes"):
         load_qc_vocabulary(kb, root)
+
+
+def test_kb_validate_checks_the_qc_files(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from zhujian.cli import app
+
+    root = tmp_path / "kb"
+    shutil.copytree(QC_DATA.parent, root)
+    path = root / "qc" / "synonyms.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["synonyms"][0]["conclusions"] = ["dyslipidemia_x"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    result = CliRunner().invoke(app, ["kb", "validate", "--kb", str(root)])
+    assert result.exit_code == 1
+    assert "qc/synonyms.yaml:synonyms[0].conclusions: unknown conclusion 'dyslipidemia_x'" in result.stderr
