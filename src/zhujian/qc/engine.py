@@ -240,6 +240,15 @@ class _Checker:
                     if e.id == phrase.primary:
                         found.append(f"否定了“{phrase.text}”，但引擎结论有“{e.conclusion.name}”")
                         self.contradicted.add(e.id)
+            # The control status: "血糖控制良好" where the engine finds 糖尿病（血糖控制不佳）.
+            for e in self.engine:
+                if not _covers(line, e, self.vocabulary):
+                    continue
+                engine_name = fold(e.conclusion.name)
+                for pair in self.vocabulary.control_opposites:
+                    said = next((w for w in pair.physician if fold(w) in line.folded), None)
+                    if fold(pair.engine) in engine_name and said is not None and fold(pair.engine) not in line.folded:
+                        found.append(f"写“{said}”，引擎结论为“{e.conclusion.name}”")
             if found:
                 self.flagged_lines.add(line.number)
                 detail = f"{self._where(line)}与检查结果矛盾：" + "；".join(dict.fromkeys(found))

@@ -48,6 +48,11 @@ class ValuePair(_Strict):
     items: list[str]
 
 
+class ControlOpposite(_Strict):
+    engine: str
+    physician: list[str]
+
+
 class SexTerms(_Strict):
     sex: Literal["male", "female"]
     terms: list[str]
@@ -74,6 +79,7 @@ class VocabularyFile(_Strict):
     value_only_aliases: list[str] = []
     composite: list[str] = []
     value_pairs: list[ValuePair] = []
+    control_opposites: list[ControlOpposite] = []
     sex_terms: list[SexTerms]
     domains: list[DomainDef]
 
@@ -109,6 +115,7 @@ class QcVocabulary:
     history_cues: tuple[str, ...]
     composite: frozenset[str]
     value_pairs: list[ValuePair]
+    control_opposites: list[ControlOpposite]
     sex_terms: dict[str, tuple[str, ...]]  # sex → folded terms
     domains: list[DomainDef]
     item_aliases: dict[str, str]  # folded alias → item id
@@ -261,6 +268,7 @@ def load_qc_vocabulary(kb: KnowledgeBase, root: Path | None = None) -> QcVocabul
         history_cues=tuple(fold(c) for c in voc.history_cues),
         composite=frozenset(voc.composite),
         value_pairs=list(voc.value_pairs),
+        control_opposites=list(voc.control_opposites),
         sex_terms={t.sex: tuple(fold(w) for w in t.terms) for t in voc.sex_terms},
         domains=list(voc.domains),
         item_aliases=aliases,
