@@ -188,13 +188,14 @@ class _Checker:
         other = "female" if sex == "male" else "male"
         for line in self.lines:
             reasons: list[str] = []
-            for cid in sorted(line.conclusion_ids):
-                con = self.kb.conclusions[cid]
-                if con.sex == other and cid == line.primary:
-                    reasons.append(f"“{con.name}”仅见于{_SEX_WORDS[other]}")
-            for term in self.vocabulary.sex_terms.get(other, ()):
-                if term in line.folded and not reasons:
-                    reasons.append(f"“{term}”为{_SEX_WORDS[other]}器官/情况")
+            primary = self.kb.conclusions.get(line.primary or "")
+            if primary is not None and primary.sex == other:
+                reasons.append(f"“{primary.name}”仅见于{_SEX_WORDS[other]}")
+            reasons += [
+                f"“{term}”为{_SEX_WORDS[other]}器官/情况"
+                for term in self.vocabulary.sex_terms.get(other, ())
+                if term in line.folded
+            ]
             if reasons:
                 self.flagged_lines.add(line.number)
                 self._add(

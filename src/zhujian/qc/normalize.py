@@ -15,7 +15,7 @@ from zhujian.qc.vocabulary import Phrase, QcVocabulary, fold
 _CLAUSE_BREAK = re.compile(r"[,;。，；\n]")
 # A number quoted after an item: "甘油三酯 2.85 mmol/L", "ALT:68U/L", "血糖为7.2".
 _VALUE = re.compile(
-    r"^(?:\([A-Z0-9-]+\))?[\s:]*(?:为|是|约|达|高达|仅|值)?[\s:]*(?P<num>\d+(?:\.\d+)?)(?!\s*[/×X*]\s*\d)"
+    r"^(?:\([A-Z0-9-]+\))?[\s:(]*(?:为|是|约|达|高达|仅|值)?[\s:]*(?P<num>\d+(?:\.\d+)?)(?!\s*[/×X*]\s*\d)"
     r"\s*(?P<unit>[A-ZΜµμ%][A-Z0-9ΜµμΜ/%.^*×]*(?:/[A-Z0-9.]+)?)?"
 )
 _PAIR = re.compile(r"^[\s:]*(?:为|是)?[\s:]*(?P<a>\d{2,3})\s*/\s*(?P<b>\d{2,3})")
