@@ -68,3 +68,22 @@ def test_qc_page_lists_signed_reports_with_rates_for_auditors_only(web: Web) -> 
     assert "V-EDITED" in html and "V-CLEAN" not in html.split('id="qc-reports"')[1]
     assert "李主检" in html.split('id="qc-by-physician"')[1]
     assert "贫血（轻度）" in html  # the deleted disease conclusion, reported as missed
+
+
+def test_qc_api_returns_the_issues_of_the_current_conclusions(web: Web) -> None:
+    client, team = web
+    stored = _submit(client, team, "female_67_critical", "V-API")
+    rid = stored["report_id"]
+    clean = client.get(f"/api/reports/{rid}/qc", headers=bearer(team.chief)).json()
+    assert clean == {
+        "report_id": rid, "visit_id": "V-API", "version": 1, "checked": True, "issues": [], "blocking": []
+    }
+    client.patch(
+        f"/api/reports/{rid}",
+        json={"expected_version": 1, "operations": [{"op": "delete", "conclusion_id": "hypokalemia_critical"}]},
+        headers=bearer(team.chief),
+    )
+    after = client.get(f"/api/reports/{rid}/qc", headers=bearer(team.auditor)).json()
+    assert after["version"] == 2
+    assert [(i["kind"], i["conclusion"], i["icd10"]) for i in after["issues"]] == [("missed", "严重低钾血症", "E87.6")]
+    assert client.get(f"/api/reports/{rid}/qc", headers=bearer(team.admin)).status_code == 403

@@ -53,5 +53,6 @@ def create_app(
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(qc_pages.router)
+    app.include_router(qc_pages.api_router)
     app.mount("/static", StaticFiles(directory=str(_package_dir() / "static")), name="static")
     return app

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from zhujian.domain.record import Record
 from zhujian.kb.loader import KnowledgeBase
@@ -22,10 +22,11 @@ from zhujian.qc import ISSUE_KINDS, ISSUE_LABELS, QcIssue, blocking_issues, qc_s
 from zhujian.storage import services
 from zhujian.storage.permissions import ROLE_LABELS
 from zhujian.storage.values import ReportDetail, ReportStatus
-from zhujian.web.deps import CurrentPageUser, DbSession, State, require_web_permission
+from zhujian.web.deps import ApiActor, CurrentPageUser, DbSession, State, require_web_permission
 from zhujian.web.report_views import report_record
 
 router = APIRouter(include_in_schema=False)
+api_router = APIRouter(prefix="/api")
 SIGNED: list[ReportStatus] = ["signed", "reviewed", "published"]
 MAX_QC_REPORTS = 500
 
@@ -53,6 +54,39 @@ def qc_panel(request: Request, report_id: int, session: DbSession, user: Current
     issues = report_qc(state.kb, report_record(session, report_id, actor=user.actor), detail)
     blocking = blocking_issues(issues or [], state.kb.center.qc)
     return _render(request, "_qc.html", {"user": user, "issues": issues, "blocking": blocking})
+
+
+class QcIssueOut(BaseModel):
+    kind: str
+    conclusion: str | None
+    icd10: str | None
+    detail: str
+
+
+class ReportQcOut(BaseModel):
+    report_id: int
+    visit_id: str
+    version: int
+    checked: bool  # false when the stored record cannot be read (then no issue can be computed)
+    issues: list[QcIssueOut]
+    blocking: list[QcIssueOut]  # the issues of the kinds the center made blocking
+
+
+@api_router.get("/reports/{report_id}/qc", response_model=ReportQcOut, tags=["reports"])
+def report_qc_api(report_id: int, session: DbSession, state: State, actor: ApiActor) -> ReportQcOut:
+    """QC of the report's current conclusions against its record (`docs/qc.md`)."""
+    detail = services.get_report(session, report_id, actor=actor)
+    issues = report_qc(state.kb, report_record(session, report_id, actor=actor), detail)
+    found = [QcIssueOut(**i.to_dict()) for i in issues or []]
+    blocking = [QcIssueOut(**i.to_dict()) for i in blocking_issues(issues or [], state.kb.center.qc)]
+    return ReportQcOut(
+        report_id=report_id,
+        visit_id=detail.visit_id,
+        version=detail.version,
+        checked=issues is not None,
+        issues=found,
+        blocking=blocking,
+    )
 
 
 @dataclass
