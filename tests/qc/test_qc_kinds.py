@@ -38,6 +38,7 @@ POSITIVE: list[tuple[str, dict[str, Any], str, str, str | None]] = [
     ("right for a left kidney cyst", {"texts": LEFT_KIDNEY_CYST}, "1. 右肾囊肿", "side_mismatch", "右肾囊肿"),
     ("anaemia with Hb 150", {"items": {"血红蛋白": 150}}, "1. 贫血", "unsupported", "贫血"),
     ("hyperuricaemia with UA 330", {}, "1. 高尿酸血症", "unsupported", "高尿酸血症"),
+    ("gout with a denied history and UA 330", {"history": ["否认痛风"]}, "1. 痛风", "unsupported", "痛风"),
     ("hypertriglyceridaemia with TG 1.2 beside high cholesterol", {"items": {"总胆固醇": 6.8}},
      "1. 高甘油三酯血症", "unsupported", "高甘油三酯血症"),
     ("critical potassium not mentioned", {"items": {"钾": 2.6}}, "1. 未见明显异常", "missed", "严重低钾血症"),
@@ -60,6 +61,7 @@ CLEAN: list[tuple[str, dict[str, Any], str]] = [
      "1. 高血压病，血压控制未达标：血压 156/96 mmHg，建议心内科调整用药"),
     ("critical potassium with advice", {"items": {"钾": 2.6}}, "1. 低钾血症：血钾 2.6 mmol/L，建议立即急诊就诊"),
     ("nothing abnormal", {}, "体检未见明显异常"),
+    ("gout by history, uric acid normal", {"history": ["痛风"]}, "1. 痛风病史，建议低嘌呤饮食"),
     ("prostate in a man", {"texts": {"前列腺": "前列腺增大，内腺回声不均，提示前列腺增生"}}, "1. 前列腺增生"),
 ]
 

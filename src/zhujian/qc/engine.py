@@ -319,13 +319,21 @@ class _Checker:
 
     def _history_supports(self, line: PhysicianConclusion) -> bool:
         q = self.record.questionnaire
-        texts = [fold(t) for t in (*q.history, *q.medications, *q.symptoms)]
+        # A denied entry ("否认糖尿病") supports nothing.
+        texts = [
+            fold(t)
+            for t in (*q.history, *q.medications, *q.symptoms)
+            if not any(cue in fold(t) for cue in self.vocabulary.negation_cues)
+        ]
         if not texts:
             return False
         words = {p.text for p in line.phrases}
         for cid in line.conclusion_ids:
             words.update(fold(w) for w in _bare_names(self.kb.conclusions[cid].name))
-        return any(w and w in t for w in words for t in texts)
+        # Either way round: history "2型糖尿病" supports "糖尿病", history "高血压" supports "高血压病".
+        return any(w and w in t for w in words for t in texts) or any(
+            len(t) >= 2 and t in line.folded for t in texts
+        )
 
     def coverage(self) -> dict[int, list[_EngineConclusion]]:
         return {line.number: [e for e in self.engine if _covers(line, e, self.vocabulary)] for line in self.lines}
