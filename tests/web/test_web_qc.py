@@ -6,9 +6,14 @@ import re
 from typing import Any
 
 from fastapi.testclient import TestClient
-from web_helpers import bearer, example_record
+from web_helpers import SECRET_KEY, bearer, example_record
 
-from db_testing import PASSWORD, Team
+from db_testing import PASSWORD, Team, make_team
+from zhujian.kb.loader import KnowledgeBase
+from zhujian.kb.schema import CenterConfig, QcCenterSettings
+from zhujian.settings import Settings
+from zhujian.storage.db import create_db_engine, create_session_factory
+from zhujian.web.app import create_app
 
 Web = tuple[TestClient, Team]
 
@@ -87,3 +92,36 @@ def test_qc_api_returns_the_issues_of_the_current_conclusions(web: Web) -> None:
     assert after["version"] == 2
     assert [(i["kind"], i["conclusion"], i["icd10"]) for i in after["issues"]] == [("missed", "严重低钾血症", "E87.6")]
     assert client.get(f"/api/reports/{rid}/qc", headers=bearer(team.admin)).status_code == 403
+
+
+def test_a_center_can_make_a_kind_blocking_at_sign_time(sqlite_url: str, kb: KnowledgeBase) -> None:
+    strict = kb.with_center(CenterConfig(qc=QcCenterSettings(blocking=["missed"])))
+    engine = create_db_engine(sqlite_url)
+    factory = create_session_factory(engine)
+    with factory() as session:
+        team = make_team(session)
+    app = create_app(Settings(database_url=sqlite_url, secret_key=SECRET_KEY), kb=strict, session_factory=factory)
+    with TestClient(app) as client:
+        rid = _submit(client, team, "female_67_critical", "V-BLOCK")["report_id"]
+        client.patch(
+            f"/api/reports/{rid}",
+            json={"expected_version": 1, "operations": [{"op": "delete", "conclusion_id": "hypokalemia_critical"}]},
+            headers=bearer(team.chief),
+        )
+        refused = client.post(f"/api/reports/{rid}/sign", json={"expected_version": 2}, headers=bearer(team.chief))
+        assert refused.status_code == 409
+        assert "严重低钾血症" in refused.text
+        token = _login(client, "chief")
+        page = client.post(f"/reports/{rid}/sign", data={"expected_version": "2", "csrf_token": token})
+        assert page.status_code == 409 and "暂不能签署" in page.text
+        assert "需处理后方可签署" in client.get(f"/reports/{rid}/qc").text
+        assert client.get(f"/api/reports/{rid}", headers=bearer(team.chief)).json()["status"] != "signed"
+        # Restoring the conclusion lets the report be signed.
+        client.patch(
+            f"/api/reports/{rid}",
+            json={"expected_version": 2, "operations": [{"op": "add", "kb_conclusion_id": "hypokalemia_critical"}]},
+            headers=bearer(team.chief),
+        )
+        signed = client.post(f"/api/reports/{rid}/sign", json={"expected_version": 3}, headers=bearer(team.chief))
+        assert signed.status_code == 200, signed.text
+    engine.dispose()

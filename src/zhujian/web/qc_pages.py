@@ -15,14 +15,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 
 from zhujian.domain.record import Record
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.qc import ISSUE_KINDS, ISSUE_LABELS, QcIssue, blocking_issues, qc_signed_report
 from zhujian.storage import services
 from zhujian.storage.permissions import ROLE_LABELS
-from zhujian.storage.values import ReportDetail, ReportStatus
-from zhujian.web.deps import ApiActor, CurrentPageUser, DbSession, State, require_web_permission
+from zhujian.storage.values import Actor, ReportDetail, ReportStatus
+from zhujian.web.deps import ApiActor, CurrentPageUser, DbSession, State, WebState, require_web_permission
+from zhujian.web.errors import WebError
 from zhujian.web.report_views import report_record
 
 router = APIRouter(include_in_schema=False)
@@ -46,6 +48,25 @@ def report_qc(kb: KnowledgeBase, record: dict[str, Any] | None, detail: ReportDe
     except ValidationError:
         return None
     return qc_signed_report(parsed, detail.conclusions, kb, kb.center.qc)
+
+
+def require_no_blocking_qc(session: Session, state: WebState, report_id: int, actor: Actor) -> None:
+    """Refuse to sign while the current conclusions have issues of a kind the center made blocking
+    (`qc.blocking` in the center file; none by default, so QC only warns)."""
+    settings = state.kb.center.qc
+    if not settings.blocking:
+        return
+    detail = services.get_report(session, report_id, actor=actor)
+    issues = report_qc(state.kb, report_record(session, report_id, actor=actor), detail)
+    blocking = blocking_issues(issues or [], settings)
+    if blocking:
+        shown = "；".join(f"{ISSUE_LABELS.get(i.kind, i.kind)}：{i.detail}" for i in blocking[:3])
+        raise WebError(
+            409,
+            "qc_blocking",
+            f"质控发现需处理的问题，暂不能签署：{shown}",
+            details={"issues": [i.to_dict() for i in blocking]},
+        )
 
 
 @router.get("/reports/{report_id}/qc", response_class=HTMLResponse)
