@@ -657,6 +657,46 @@ def chip_cdn_wording(split: str = "dev") -> Iterator[str]:
         yield "named but not gold: " + ", ".join(f"{k} {v}" for k, v in wrong.most_common(8))
 
 
+def meinian_self_check(count: int = 2000, seed: int = 5) -> Iterator[str]:
+    """False alarms on real physician wording: each real Meinian ultrasound conclusion (超声提示, table 0102) is both
+    the record's text and the physician's conclusion list. Whatever QC reports is a false alarm (or an engine
+    finding QC cannot read back from the same words, reported as missed)."""
+    from zhujian.domain.record import Record
+    from zhujian.kb.loader import default_kb
+    from zhujian.pipeline.run import build_report
+    from zhujian.qc import qc_text
+
+    kb = default_kb()
+    rng = random.Random(seed)
+    texts = meinian_texts(rng)["超声提示"][:count]
+    with_issue = 0
+    advice_only = 0
+    kinds: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    for number, text in enumerate(texts):
+        male = any(w in text for w in ("前列腺", "睾丸", "精索"))
+        female = any(w in text for w in ("子宫", "卵巢", "附件", "宫颈", "宫腔", "节育器", "绝经", "乳腺"))
+        sex = "male" if male and not female else "female" if female and not male else rng.choice(["male", "female"])
+        record = Record.model_validate(
+            {"visit_id": f"mn-{number}", "sex": sex, "age": 50, "texts": [{"item": "超声提示", "text": text}]}
+        )
+        issues = qc_text(kb, record, text, report=build_report(kb, record))
+        # An ultrasound conclusion carries no advice; a missing-advice issue on it is right, not a false alarm.
+        alarms = [i for i in issues if i.kind != "missing_advice"]
+        with_issue += bool(alarms)
+        advice_only += bool(issues) and not alarms
+        for issue in issues:
+            kinds[issue.kind] += 1
+            examples.setdefault(issue.kind, f"{text!r} → {issue.detail}")
+    yield (
+        f"Meinian 超声提示 texts read back as conclusions: {len(texts)}; with an issue other than missing_advice: "
+        f"{with_issue} ({with_issue / len(texts):.1%}); with missing_advice only: {advice_only}"
+    )
+    yield "issues by kind: " + (", ".join(f"{k} {v}" for k, v in kinds.most_common()) or "none")
+    for kind, example in examples.items():
+        yield f"  e.g. {kind}: {example[:200]}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tianchi", type=int, default=600, help="Tianchi rows (half of them get Meinian texts)")
@@ -664,9 +704,10 @@ def main() -> int:
     parser.add_argument("--phrasings", choices=("all", "dev", "heldout"), default="all")
     parser.add_argument("--show", type=int, default=0, help="print this many undetected / false-alarm examples")
     parser.add_argument("--chip-cdn", action="store_true", help="only measure recognition of CHIP-CDN dev wording")
+    parser.add_argument("--meinian-self", action="store_true", help="only read real ultrasound conclusions back")
     args = parser.parse_args()
-    if args.chip_cdn:
-        for line in chip_cdn_wording():
+    if args.chip_cdn or args.meinian_self:
+        for line in chip_cdn_wording() if args.chip_cdn else meinian_self_check():
             print(line)
         return 0
     table: dict[str, list[str]] = {}

@@ -306,15 +306,16 @@ class _Checker:
                 recorded.setdefault(f.finding_id, set()).add(side)
         for line in self.lines:
             for claim in line.sides:
+                # Only a named left or right is checked: "双侧" in unpunctuated text often carries over from a
+                # neighbouring finding, and one side of a bilateral finding is not wrong.
                 sides = recorded.get(claim.finding_id)
-                if not sides or claim.side in sides or "双侧" in sides:
+                if claim.side not in ("左", "右") or not sides or claim.side in sides or "双侧" in sides:
                     continue
-                if claim.side == "双侧" and {"左", "右"} <= sides:
-                    continue
+                seen = "、".join(s if s.endswith("侧") else s + "侧" for s in sorted(sides))
                 self._add(
                     "side_mismatch",
                     line,
-                    f"{self._where(line)}写{claim.side}侧{claim.finding_name}，检查所见为{'、'.join(sorted(sides))}侧",
+                    f"{self._where(line)}写{claim.side}侧{claim.finding_name}，检查所见为{seen}",
                 )
 
     def _history_supports(self, line: PhysicianConclusion) -> bool:

@@ -70,14 +70,28 @@ class PhysicianConclusion:
         return bool(self.conclusion_ids or self.finding_ids or any(c.direction for c in self.item_claims))
 
 
-def _advice_start(folded: str, vocabulary: QcVocabulary) -> int:
-    """Where the advice part begins (after at least one character of diagnosis), or the end of the text."""
-    best = len(folded)
-    for cue in vocabulary.advice_starts:
-        at = folded.find(cue, 1)
-        if 0 < at < best:
-            best = at
-    return best
+def _advice_spans(folded: str, vocabulary: QcVocabulary, stops: list[int]) -> list[tuple[int, int]]:
+    """The advice parts of a conclusion: from an advice word (after at least one character of diagnosis) to the end
+    of its clause, the next organ heading or the next diagnosis (`stops`: where conclusion words or text findings
+    begin). Real conclusions go on after advice without a break: "肝:脂肪肝,建议进一步检查右肾:右肾囊肿",
+    "肝囊肿可能,建议定期检查脂肪肝（中度）"."""
+    spans: list[tuple[int, int]] = []
+    at = 1
+    while True:
+        starts = [p for p in (folded.find(cue, at) for cue in vocabulary.advice_starts) if p > 0]
+        if not starts:
+            return spans
+        start = min(starts)
+        end = len(folded)
+        brk = _CLAUSE_BREAK.search(folded, start)
+        if brk is not None:
+            end = brk.start()
+        heading = vocabulary.heading_pattern.search(folded, start + 1)
+        if heading is not None and heading.start() < end:
+            end = heading.start()
+        end = min([end, *(s for s in stops if start < s < end)])
+        spans.append((start, end))
+        at = max(end, start + 1)
 
 
 def _display_name(text: str, vocabulary: QcVocabulary) -> str:
@@ -104,8 +118,17 @@ def clause_start(folded: str, at: int) -> int:
     return start
 
 
+_NEGATION_BREAK = re.compile(r"[,;。，；\n:：)）]")
+_NEGATION_REACH = 15
+
+
 def _negated(folded: str, start: int, vocabulary: QcVocabulary) -> bool:
-    before = folded[clause_start(folded, start) : start]
+    """A negation cue shortly before, in the same clause; an organ heading's colon and a closing bracket end the
+    clause too ("胆:胆囊未探及右肾:右肾囊肿", "子宫未探及（自述已切除）左侧附件切除术后" deny nothing after them)."""
+    begin = 0
+    for match in _NEGATION_BREAK.finditer(folded, 0, start):
+        begin = match.end()
+    before = folded[max(begin, start - _NEGATION_REACH) : start]
     return any(cue in before for cue in vocabulary.negation_cues)
 
 
@@ -138,9 +161,20 @@ def read_conclusion(
 ) -> PhysicianConclusion:
     text = line.text
     folded_all = fold(text)
-    cut = _advice_start(folded_all, vocabulary)
-    folded = folded_all[:cut]
-    advice_part = folded_all[cut:]
+    aligned = len(folded_all) == len(text)
+    # Text findings through the engine's own lexicon (sides, organ findings the synonym table does not list).
+    extraction = extract_text(kb, _ITEM_NAME, text)
+    stops = {m.start() for m in vocabulary.phrase_pattern.finditer(folded_all)}
+    if aligned:
+        stops.update(f.span[0] for f in extraction.findings)
+    spans = _advice_spans(folded_all, vocabulary, sorted(stops))
+    # The diagnosis text: the conclusion with its advice parts blanked (same length, so positions still match).
+    chars = list(folded_all)
+    for start, end in spans:
+        for i in range(start, end):
+            chars[i] = " "
+    folded = "".join(chars).rstrip()
+    advice_part = "".join(folded_all[start:end] for start, end in spans)
     has_advice = bool(advice_part.strip(" ,;。:")) or any(c in folded_all for c in vocabulary.advice_cues)
     has_advice = has_advice or _DEPARTMENT.search(text) is not None
     if structured is not None:
@@ -167,9 +201,9 @@ def read_conclusion(
             masked[i] = "□"
     masked_text = "".join(masked)
 
-    # Text findings through the engine's own lexicon (sides, organ findings the synonym table does not list).
-    extraction = extract_text(kb, _ITEM_NAME, text[: len(text) if cut >= len(folded_all) else _orig_cut(text, cut)])
     for finding in extraction.findings:
+        if aligned and any(start <= finding.span[0] < end for start, end in spans):
+            continue  # named in the advice ("建议复查甲状腺结节"), not diagnosed here
         out.finding_ids.add(finding.finding_id)
         if finding.conclusion is not None:
             out.conclusion_ids.add(finding.conclusion)
@@ -256,11 +290,6 @@ def read_conclusion(
             if isinstance(merged, str) and merged in kb.conclusions:
                 out.conclusion_ids.add(merged)
     return out
-
-
-def _orig_cut(text: str, folded_cut: int) -> int:
-    # NFKC rarely changes lengths in conclusion text; when it does, fall back to the whole line.
-    return folded_cut if len(fold(text)) == len(text) else len(text)
 
 
 def _clause_spans(text: str) -> list[tuple[int, int]]:

@@ -120,6 +120,7 @@ class QcVocabulary:
     domains: list[DomainDef]
     item_aliases: dict[str, str]  # folded alias → item id
     item_pattern: re.Pattern[str]
+    heading_pattern: re.Pattern[str]  # an organ heading with its colon (肝: 右肾:), from the KB's lexicon context
     conclusion_names: dict[str, set[str]] = field(default_factory=dict)  # folded name → conclusion ids
 
 
@@ -273,6 +274,10 @@ def load_qc_vocabulary(kb: KnowledgeBase, root: Path | None = None) -> QcVocabul
         domains=list(voc.domains),
         item_aliases=aliases,
         item_pattern=_alias_pattern(list(aliases), value_only),
+        heading_pattern=re.compile(
+            "(?:" + "|".join(re.escape(fold(h)) for h in sorted(kb.context.context.headings, key=len, reverse=True))
+            + ")[:：]"
+        ),
         conclusion_names=names,
     )
 
