@@ -18,6 +18,9 @@ from zhujian.qc import qc_text
 
 FATTY_LIVER = {"肝脏": "肝脏形态大小正常，实质回声细密增强，后方回声衰减，提示脂肪肝（中度）"}
 LEFT_KIDNEY_CYST = {"超声提示": "左肾囊肿，大小约12x10mm"}
+# Real Meinian ultrasound conclusions (texts_dev.csv, table 0102): advice and the next diagnosis run together.
+MEINIAN_ADVICE = "肝:肝囊肿可能,建议定期检查脂肪肝（中度）胆:胆囊壁毛糙胰、脾、右肾、左肾未发现明显异常"
+MEINIAN_NEGATION = "肝:脂肪肝趋势胆:胆囊未探及（自述已切除）右肾:右肾囊肿左肾:左肾囊肿胰、脾未发现明显异常"
 
 # (case, record arguments, physician text, expected kind, expected `conclusion` of that issue or None to skip)
 POSITIVE: list[tuple[str, dict[str, Any], str, str, str | None]] = [
@@ -61,6 +64,8 @@ CLEAN: list[tuple[str, dict[str, Any], str]] = [
      "1. 高血压病，血压控制未达标：血压 156/96 mmHg，建议心内科调整用药"),
     ("critical potassium with advice", {"items": {"钾": 2.6}}, "1. 低钾血症：血钾 2.6 mmol/L，建议立即急诊就诊"),
     ("nothing abnormal", {}, "体检未见明显异常"),
+    ("real ultrasound conclusion with advice inside", {"texts": {"超声提示": MEINIAN_ADVICE}}, MEINIAN_ADVICE),
+    ("real ultrasound conclusion with a negation", {"texts": {"超声提示": MEINIAN_NEGATION}}, MEINIAN_NEGATION),
     ("gout by history, uric acid normal", {"history": ["痛风"]}, "1. 痛风病史，建议低嘌呤饮食"),
     ("prostate in a man", {"texts": {"前列腺": "前列腺增大，内腺回声不均，提示前列腺增生"}}, "1. 前列腺增生"),
 ]
