@@ -152,6 +152,12 @@ def _register_commands() -> None:
         "group_command",
         "The employer's group report (团检报告) of a cohort: HTML, PDF, JSON, CSV, xlsx.",
     )
+    _lazy_command(
+        "qc",
+        "zhujian.qc.cli",
+        "qc_command",
+        "Check a physician's 主检 conclusions against the record (engine as reference).",
+    )
     _lazy_group("audit", _audit_app, "Audit log tools.")
     _lazy_group("db", _db_app, "Database schema tools.")
 
@@ -371,6 +377,11 @@ def kb_validate(kb: KbPath = None, center: CenterPath = None) -> None:
     try:
         center_config = load_center_config(center) if center else None
         knowledge = load_kb(kb, center_config)
+        from zhujian.qc.vocabulary import load_qc_vocabulary
+
+        # The QC wording files (kb/data/qc, or the given folder's qc/), checked against this KB.
+        if kb is None or (kb / "qc").is_dir():
+            load_qc_vocabulary(knowledge, kb / "qc" if kb is not None else None)
     except KBError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc

@@ -463,12 +463,27 @@ class CriticalOverride(StrictModel):
     enabled: bool = True
 
 
+class QcCenterSettings(StrictModel):
+    """Per-center settings of the QC of physicians' 主检 conclusions (`zhujian.qc`)."""
+
+    # Also report minor engine conclusions (findings, risk factors) the physician left out; class A/B conclusions
+    # and diseases are always checked. Off by default so that QC is not noise.
+    missed_minor: bool = False
+    # Conclusion levels whose physician wording must carry advice (建议/复查/…科).
+    advice_required_levels: list[Level] = ["A", "B"]
+    # Issue kinds that block signing in the workbench; the others are warnings.
+    blocking: list[str] = []
+    # Relative tolerance when a quoted number is compared with the record (on top of the quoted rounding).
+    value_tolerance: float = Field(default=0.01, ge=0, le=0.5)
+
+
 class CenterConfig(StrictModel):
     name: str = "default"
     critical_overrides: list[CriticalOverride] = []
     extra_critical_values: list[CriticalValueDef] = []
     # Named switches, e.g. `hyperuricemia_female_360` (CLINICAL.md "Decisions").
     switches: dict[str, bool] = {}
+    qc: QcCenterSettings = QcCenterSettings()
 
 
 class ContextFile(StrictModel):

@@ -19,6 +19,7 @@ from zhujian.storage.values import LevelFilter
 from zhujian.web.capacity import capacity_of
 from zhujian.web.deps import ApiActor, DbSession, State, release_connection, require_web_permission
 from zhujian.web.errors import WebError
+from zhujian.web.qc_pages import require_no_blocking_qc
 from zhujian.web.report_views import report_record, search_kb_conclusions, signatures_from_history
 from zhujian.web.schemas import (
     AuditEntryOut,
@@ -175,8 +176,11 @@ def patch_report(
 
 
 @router.post("/reports/{report_id}/sign", response_model=ReportOut, tags=["reports"])
-def sign_report(report_id: ReportId, session: DbSession, actor: ApiActor, body: SignRequest | None = None) -> ReportOut:
+def sign_report(
+    report_id: ReportId, session: DbSession, state: State, actor: ApiActor, body: SignRequest | None = None
+) -> ReportOut:
     expected = body.expected_version if body else None
+    require_no_blocking_qc(session, state, report_id, actor)
     detail = services.sign_report(session, report_id, actor=actor, expected_version=expected)
     logger.info("report %s signed by %s", report_id, actor.username)
     return ReportOut.of(detail)

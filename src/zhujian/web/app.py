@@ -17,7 +17,7 @@ from zhujian.alerts.clock import Clock
 from zhujian.kb.loader import KnowledgeBase, default_kb
 from zhujian.settings import Settings, load_settings
 from zhujian.storage.db import create_session_factory, engine_from_settings
-from zhujian.web import alerts_api, alerts_pages, api, group_pages, pages
+from zhujian.web import alerts_api, alerts_pages, api, group_pages, pages, qc_pages
 from zhujian.web.capacity import install_capacity
 from zhujian.web.deps import WebState
 from zhujian.web.errors import install_error_handlers
@@ -74,5 +74,7 @@ def create_app(
     alerts_api.install_alerts(app, factory, settings, clock)
     app.include_router(alerts_api.router)
     app.include_router(alerts_pages.router)
+    app.include_router(qc_pages.router)
+    app.include_router(qc_pages.api_router)
     app.mount("/static", StaticFiles(directory=str(_package_dir() / "static")), name="static")
     return app

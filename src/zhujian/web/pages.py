@@ -25,6 +25,7 @@ from zhujian.web.api import render_report_pdf
 from zhujian.web.capacity import MAX_DATABASE_ID
 from zhujian.web.deps import CurrentPageUser, DbSession, PageUser, PostingPageUser, State, require_web_permission
 from zhujian.web.errors import WebError, csrf_failed
+from zhujian.web.qc_pages import require_no_blocking_qc
 from zhujian.web.report_views import (
     ACTION_LABELS,
     CHANGE_LABELS,
@@ -333,7 +334,10 @@ def _back_to(report_id: int) -> RedirectResponse:
 
 
 @router.post("/reports/{report_id}/sign")
-def sign(report_id: ReportId, session: DbSession, user: PostingPageUser, expected_version: VersionField) -> Response:
+def sign(
+    report_id: ReportId, session: DbSession, user: PostingPageUser, state: State, expected_version: VersionField
+) -> Response:
+    require_no_blocking_qc(session, state, report_id, user.actor)
     services.sign_report(session, report_id, actor=user.actor, expected_version=expected_version)
     logger.info("report %s signed on the workbench by %s", report_id, user.actor.username)
     return _back_to(report_id)
