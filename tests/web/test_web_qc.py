@@ -90,7 +90,9 @@ def test_qc_api_returns_the_issues_of_the_current_conclusions(web: Web) -> None:
     )
     after = client.get(f"/api/reports/{rid}/qc", headers=bearer(team.auditor)).json()
     assert after["version"] == 2
-    assert [(i["kind"], i["conclusion"], i["icd10"]) for i in after["issues"]] == [("missed", "严重低钾血症", "E87.6")]
+    assert [(i["kind"], i["conclusion"], i["icd10"]) for i in after["issues"]] == [
+        ("missed", "严重低钾血症（伴心电图改变）", "E87.6")
+    ]
     assert client.get(f"/api/reports/{rid}/qc", headers=bearer(team.admin)).status_code == 403
 
 

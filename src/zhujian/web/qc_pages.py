@@ -26,6 +26,7 @@ from zhujian.storage.values import Actor, ReportDetail, ReportStatus
 from zhujian.web.deps import ApiActor, CurrentPageUser, DbSession, State, WebState, require_web_permission
 from zhujian.web.errors import WebError
 from zhujian.web.report_views import report_record
+from zhujian.web.schemas import ReportId
 
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter(prefix="/api")
@@ -70,7 +71,9 @@ def require_no_blocking_qc(session: Session, state: WebState, report_id: int, ac
 
 
 @router.get("/reports/{report_id}/qc", response_class=HTMLResponse)
-def qc_panel(request: Request, report_id: int, session: DbSession, user: CurrentPageUser, state: State) -> HTMLResponse:
+def qc_panel(
+    request: Request, report_id: ReportId, session: DbSession, user: CurrentPageUser, state: State
+) -> HTMLResponse:
     detail = services.get_report(session, report_id, actor=user.actor)
     issues = report_qc(state.kb, report_record(session, report_id, actor=user.actor), detail)
     blocking = blocking_issues(issues or [], state.kb.center.qc)
@@ -94,7 +97,7 @@ class ReportQcOut(BaseModel):
 
 
 @api_router.get("/reports/{report_id}/qc", response_model=ReportQcOut, tags=["reports"])
-def report_qc_api(report_id: int, session: DbSession, state: State, actor: ApiActor) -> ReportQcOut:
+def report_qc_api(report_id: ReportId, session: DbSession, state: State, actor: ApiActor) -> ReportQcOut:
     """QC of the report's current conclusions against its record (`docs/qc.md`)."""
     detail = services.get_report(session, report_id, actor=actor)
     issues = report_qc(state.kb, report_record(session, report_id, actor=actor), detail)
