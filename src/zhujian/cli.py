@@ -14,7 +14,7 @@ from zhujian import __version__
 from zhujian.domain.record import Record, record_json_schema
 from zhujian.examples import example_names, load_example
 from zhujian.kb.loader import KBError, KnowledgeBase, load_center_config, load_kb
-from zhujian.narrate import get_narrator, narrator_names
+from zhujian.narrate import get_narrator
 from zhujian.pipeline.extract import extract_text
 from zhujian.pipeline.run import build_report
 
@@ -124,7 +124,13 @@ def _parse_record(data: Any, source: str) -> Record:
 def report(
     file: Annotated[str, typer.Argument(help="one canonical record as JSON (see `zhujian schema`); - for stdin")],
     output_format: Annotated[str, typer.Option("--format", help="json | text")] = "json",
-    narrator: Annotated[str, typer.Option(help="narrator for --format text")] = "template",
+    narrator: Annotated[
+        str | None,
+        typer.Option(
+            help="template | llm: with --format json adds the `narrative` object; with --format text prints that "
+            "narrative (default for text: template). llm needs ZHUJIAN_LLM_BASE_URL and ZHUJIAN_LLM_MODEL"
+        ),
+    ] = None,
     kb: KbPath = None,
     center: CenterPath = None,
 ) -> None:
@@ -132,17 +138,45 @@ def report(
     if output_format not in ("json", "text"):
         typer.echo(f"--format must be json or text, not {output_format!r}", err=True)
         raise typer.Exit(2)
+    chosen = None
+    if narrator is not None:
+        chosen = _narrator_or_exit(narrator)
     knowledge = _load(kb, center)
     record = _parse_record(_read_json(file), file)
     result = build_report(knowledge, record)
+    if narrator is None:
+        if output_format == "json":
+            typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        else:
+            typer.echo(get_narrator("template").narrate(result), nl=False)
+        return
+    from zhujian.narration import narrate_report
+
+    narrative = narrate_report(result, chosen)
+    if narrative.fallback_reason:
+        typer.echo(f"narrator {narrator}: the template narrative is used: {narrative.fallback_reason}", err=True)
     if output_format == "json":
-        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        out = result.to_dict()
+        out["narrative"] = narrative.to_dict()
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        try:
-            typer.echo(get_narrator(narrator).narrate(result), nl=False)
-        except KeyError:
-            typer.echo(f"unknown narrator {narrator!r}; known: {', '.join(narrator_names())}", err=True)
-            raise typer.Exit(2) from None
+        typer.echo(narrative.text, nl=False)
+
+
+def _narrator_or_exit(name: str) -> Any:
+    """The narrator for --narrator NAME, with its settings checked before any work; exit 2 naming the problem."""
+    from zhujian.narration import narrator_for
+    from zhujian.narration.llm import LLMConfigError
+
+    try:
+        return narrator_for(name)
+    except ValidationError as exc:
+        problems = "; ".join(f"ZHUJIAN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"settings: {problems}", err=True)
+        raise typer.Exit(2) from exc
+    except (ValueError, LLMConfigError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()
