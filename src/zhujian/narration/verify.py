@@ -57,6 +57,7 @@ _PII_PATTERNS = (_ID18, _ID15, _MOBILE, _PHONE_CUE, _LANDLINE, _LONG_NUMBER, _RE
 BASE_MAX_CHARS = 1200
 MAX_CHARS_PER_CONCLUSION = 450
 MIN_CHINESE_SHARE = 0.6
+MIN_LATIN_TO_JUDGE = 20  # fewer Latin letters (mmol/L, LDL-C, OGTT) say nothing about the language of a text
 _SNIPPET = 12
 
 
@@ -205,14 +206,18 @@ class Verifier:
         def walk(value: Any) -> None:
             if isinstance(value, dict):
                 unit = value.get("单位")
+                with_unit: tuple[str, ...] = ()
                 if isinstance(unit, str) and unit:
+                    # An evidence value and its range count with their unit only: 137 mmol/L is not 137个月.
                     canonical = self.canonical_unit(unit)
-                    for key in ("结果", "参考范围"):
+                    with_unit = ("结果", "参考范围")
+                    for key in with_unit:
                         if isinstance(value.get(key), str):
                             for number, _u, _s, _e in self.numbers(value[key]):
                                 pairs.add((canonical, _key(number)))
-                for inner in value.values():
-                    walk(inner)
+                for key, inner in value.items():
+                    if key not in with_unit:
+                        walk(inner)
             elif isinstance(value, list):
                 for inner in value:
                     walk(inner)
@@ -267,14 +272,17 @@ class Verifier:
         for i, c in enumerate(answer.conclusions):
             if not c.explanation.strip() and not c.advice.strip():
                 problems.append(VerificationProblem("length", f"conclusions[{i}] ({c.name}) has no text"))
-        chinese = len(_CJK.findall(joined))
-        latin = len(_LATIN.findall(joined))
-        if chinese + latin and chinese / (chinese + latin) < MIN_CHINESE_SHARE:
-            problems.append(
-                VerificationProblem(
-                    "length", f"not mainly Chinese ({chinese} Chinese characters, {latin} Latin letters)"
+        for where, text in texts:
+            latin = len(_LATIN.findall(text))
+            if latin < MIN_LATIN_TO_JUDGE:
+                continue
+            chinese = len(_CJK.findall(text))
+            if chinese / (chinese + latin) < MIN_CHINESE_SHARE:
+                problems.append(
+                    VerificationProblem(
+                        "length", f"{where} is not mainly Chinese ({chinese} Chinese characters, {latin} Latin letters)"
+                    )
                 )
-            )
         if len(joined) > ctx.max_chars:
             problems.append(
                 VerificationProblem("length", f"{len(joined)} characters, more than the {ctx.max_chars} allowed")
