@@ -42,7 +42,6 @@ from zhujian.narration.digest import Digest
 from zhujian.narration.knowledge import NarrationKnowledge, default_narration_knowledge
 from zhujian.narration.model import Verification, VerificationProblem
 
-_NUMBER = re.compile(r"(?<![A-Za-z\d.])\d+(?:\.\d+)?")
 _RANGE_JOIN = re.compile(r"\s*(?:-|–|—|~|～|至|到|/)\s*")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -126,10 +125,13 @@ class Verifier:
             for variant in variants:
                 self._unit_of[variant] = canonical
         alternatives = sorted(self._unit_of, key=len, reverse=True)
-        self._unit = re.compile(
-            r"\s?(" + "|".join(re.escape(u) + (r"(?![A-Za-z])" if u[-1].isascii() and u[-1].isalpha() else "")
-                              for u in alternatives) + ")"
+        units = "|".join(
+            re.escape(u) + (r"(?![A-Za-z])" if u[-1].isascii() and u[-1].isalpha() else "") for u in alternatives
         )
+        # A number and the unit written right after it, in one pass; a match ends after its unit, so digits inside
+        # a unit (10^9/L, 1.73m²) are never read as numbers.
+        # The look-behind sits after the first digit so that the scan can jump from digit to digit.
+        self._number_unit = re.compile(r"(\d(?<![A-Za-z\d.]\d)\d*(?:\.\d+)?)(?:\s?(" + units + "))?")
         neg = knowledge.negation
 
         def alternation(words: list[str]) -> str:
@@ -153,18 +155,10 @@ class Verifier:
         right after it, or the unit of the number it is joined to by a range or ratio sign (3-6个月, 140/90 mmHg).
         Digits inside a unit (10^9/L, 1.73m²) and glued to Latin letters (HbA1c, G2) are not numbers."""
         found: list[tuple[str, str | None, int, int]] = []
-        consumed_until = -1
-        for match in _NUMBER.finditer(text):
-            if match.start() < consumed_until:
-                continue
-            unit_match = self._unit.match(text, match.end())
-            unit = None
-            end = match.end()
-            if unit_match is not None:
-                unit = self._unit_of[unit_match.group(1)]
-                end = unit_match.end()
-                consumed_until = end
-            found.append((match.group(0), unit, match.start(), end))
+        unit_of = self._unit_of
+        for match in self._number_unit.finditer(text):
+            unit = match.group(2)
+            found.append((match.group(1), unit_of[unit] if unit else None, match.start(), match.end()))
         # Range and ratio partners inherit the unit from the right: 3-6个月, 5%-10%, 140/90 mmHg.
         for i in range(len(found) - 2, -1, -1):
             number, unit, start, end = found[i]
