@@ -30,6 +30,7 @@ class Step:
     delay_s: float = 0.0
     raw: str | None = None
     trickle_s: float = 0.0
+    respond: Callable[[dict[str, Any]], str] | None = None  # builds the content from the request body
 
 
 @dataclass
@@ -38,6 +39,8 @@ class StandIn:
     requests: list[dict[str, Any]] = field(default_factory=list)
     raw_requests: list[str] = field(default_factory=list)
     script: list[Step] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
     _served: int = 0
 
     def next_step(self) -> Step:
@@ -86,8 +89,19 @@ def stand_in_server(script: list[Step]) -> Iterator[StandIn]:
                 state.raw_requests.append(raw)
                 state.requests.append(json.loads(raw))
                 step = state.next_step()
+                state.in_flight += 1
+                state.max_in_flight = max(state.max_in_flight, state.in_flight)
+            try:
+                self._answer(step, raw)
+            finally:
+                with lock:
+                    state.in_flight -= 1
+
+        def _answer(self, step: Step, raw: str) -> None:
             if step.delay_s:
                 time.sleep(step.delay_s)
+            if step.respond is not None:
+                step = Step(content=step.respond(json.loads(raw)))
             try:
                 if step.status != 200:
                     body = json.dumps({"error": {"message": "scripted failure", "type": "server_error"}}).encode()
@@ -183,6 +197,33 @@ def faithful_answer(report: dict[str, Any]) -> dict[str, Any]:
         "lifestyle": ["成人每周进行至少150分钟中等强度有氧运动", "每天食盐不超过5克", "保证睡眠，戒烟限酒"],
         "follow_up": [f"{c['name']}：{c['follow_up']}" for c in report["conclusions"][:5] if c.get("follow_up")],
     }
+
+
+def digest_of_request(body: dict[str, Any]) -> dict[str, Any]:
+    """The digest the narrator sent: the JSON after 报告摘要： in the user message."""
+    user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    return json.loads(user.split("报告摘要：", 1)[1].strip())
+
+
+def faithful_from_request(body: dict[str, Any]) -> str:
+    """A faithful answer built from the digest in the request: each conclusion's exact name, its evidence values with
+    their units, its follow-up interval."""
+    digest = digest_of_request(body)
+    conclusions = []
+    for c in digest["主检结论"]:
+        facts = [
+            f"{e['项目']}为{e['结果']}{(' ' + e['单位']) if e.get('单位') else ''}" for e in c["依据"] if "项目" in e
+        ]
+        explanation = f"本次体检的主检结论之一是“{c['名称']}”。" + ("其中" + "；".join(facts) + "。" if facts else "")
+        conclusions.append({"name": c["名称"], "explanation": explanation, "advice": f"建议{c['复查随访']}。"})
+    return dumps(
+        {
+            "summary": "本次体检发现的情况已按轻重缓急排列，请先处理排在前面的重要结果。",
+            "conclusions": conclusions,
+            "lifestyle": ["成人每周进行至少150分钟中等强度有氧运动"],
+            "follow_up": [],
+        }
+    )
 
 
 def dumps(answer: Any) -> str:

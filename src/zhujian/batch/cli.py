@@ -41,6 +41,21 @@ def batch_command(
         bool | None,
         typer.Option("--progress/--no-progress", help="progress bar with rate and ETA (default: when on a terminal)"),
     ] = None,
+    narrator: Annotated[
+        str | None,
+        typer.Option(
+            "--narrator",
+            help="template | llm: add the `narrative` object to every report; llm asks the model configured by "
+            "ZHUJIAN_LLM_* with ZHUJIAN_LLM_CONCURRENCY requests in flight, falling back to the template",
+        ),
+    ] = None,
+    narration_cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--narration-cache",
+            help="model results by digest hash, reused by re-runs (default: <out>.narration-cache.jsonl)",
+        ),
+    ] = None,
     kb: Annotated[Path | None, typer.Option("--kb", help="knowledge-base folder (default: the bundled KB)")] = None,
     center: Annotated[
         Path | None, typer.Option("--center", help="center configuration YAML (critical-value overrides, switches)")
@@ -64,8 +79,10 @@ def batch_command(
             center=center,
             resume=resume,
             progress=show_progress,
+            narrator=narrator,
+            narration_cache=narration_cache,
         )
-    except (BatchError, KBError) as exc:
+    except (BatchError, KBError, ValueError) as exc:
         typer.echo(f"batch: {exc}", err=True)
         raise typer.Exit(EXIT_UNUSABLE_ARGUMENTS) from exc
     except KeyboardInterrupt:
