@@ -64,6 +64,12 @@ def _register_commands() -> None:
     app.command("deid", help="De-identify canonical records for dataset export (keyed pseudonyms, masked PII).")(
         deid_command
     )
+    from zhujian.narration.cli import dataset_app, eval_narrator_command
+
+    app.add_typer(dataset_app, name="dataset")
+    app.command(
+        "eval-narrator", help="Measure the configured LLM narrator on records: verification, coverage, latency, tokens."
+    )(eval_narrator_command)
     from zhujian.storage.cli import audit_verify_command, db_upgrade_command
 
     audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
