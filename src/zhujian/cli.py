@@ -281,6 +281,15 @@ def kb_validate(kb: KbPath = None, center: CenterPath = None) -> None:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"knowledge base {knowledge.version}: OK ({len(knowledge.files)} files)")
+    if kb is None or (kb / "prompts").is_dir():
+        from zhujian.narration.knowledge import load_narration_knowledge
+
+        try:
+            narration = load_narration_knowledge(kb)
+        except KBError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(f"narration prompt {narration.prompt_version} and verifier word lists: OK")
 
 
 @kb_app.command("stats")
