@@ -40,7 +40,7 @@ def _number(value: Any) -> str:
     return str(value)
 
 
-def render_answer(report: dict[str, Any], answer: Answer) -> str:
+def render_answer(report: dict[str, Any], answer: Answer, note: str | None = AI_NOTE) -> str:
     """The examinee-facing text of a verified answer. The header and the critical values come from the report, never
     from the model; every conclusion of the report is listed in rank order, with the model's explanation and advice
     where it wrote one and the KB's explanation and follow-up where it did not."""
@@ -82,5 +82,6 @@ def render_answer(report: dict[str, Any], answer: Answer) -> str:
         lines += ["", "【生活方式建议】"] + [f"  - {t.strip()}" for t in answer.lifestyle if t.strip()]
     if answer.follow_up:
         lines += ["", "【复查与随访安排】"] + [f"  - {t.strip()}" for t in answer.follow_up if t.strip()]
-    lines += ["", AI_NOTE]
+    if note:
+        lines += ["", note]
     return "\n".join(lines) + "\n"

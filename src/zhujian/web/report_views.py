@@ -30,6 +30,8 @@ ACTION_LABELS = {
     "report.review.approve": "审核通过",
     "report.review.reject": "审核退回",
     "report.publish": "发布报告",
+    "report.narrate": "生成报告解读",
+    "report.narrative_edit": "修改报告解读",
 }
 FIELD_LABELS = {"name": "名称", "advice": "建议", "follow_up": "复查时间"}
 
