@@ -203,3 +203,26 @@ def test_digest_has_no_identifiers_and_only_an_age_band(kb: KnowledgeBase) -> No
     assert digest.data["年龄段"] == "65-69岁"
     assert age_band(67) == "65-69岁" and age_band(90) == "90岁及以上" and age_band(None) == "未知"
     assert "67岁" not in digest.text
+
+
+def test_short_numeric_ids_are_not_confused_with_measurements(kb: KnowledgeBase) -> None:
+    # A visit id of "156" (as some exports number visits) and a systolic pressure of 156 mmHg: the value stays in the
+    # digest and a faithful answer citing it is not a leak of the visit id.
+    record = {**load_example("male_56_metabolic"), "visit_id": "156", "person_id": "42"}
+    report = _report(kb, record)
+    digest = build_digest(report)
+    assert '"结果":"156"' in digest.text
+    assert _kinds(kb, report, faithful_answer(report)) == set()
+
+
+def test_long_ids_are_masked_as_whole_tokens(kb: KnowledgeBase) -> None:
+    record = copy.deepcopy(load_example("male_56_metabolic"))
+    record["visit_id"] = "VX2026000156"
+    record["questionnaire"]["history"] = ["高血压病3年（体检单VX2026000156）"]
+    report = _report(kb, record)
+    digest = build_digest(report)
+    assert "VX2026000156" not in digest.text
+    assert "高血压病3年" in digest.text
+    answer = faithful_answer(report)
+    answer["summary"] += "参见VX2026000156。"
+    assert "pii" in _kinds(kb, report, answer)

@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -123,15 +124,32 @@ class Digest:
     identifiers: tuple[str, ...]  # the report's own identifiers, never to appear in a request or an answer
 
 
+# A purely numeric id shorter than this cannot be told from a measurement (visit 12 vs 12 U/L): it is not searched for
+# in free text. Longer ids, and ids with letters, are masked wherever they stand as a whole token.
+MIN_NUMERIC_ID_DIGITS = 6
+
+
+def identifier_pattern(identifiers: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One pattern matching any of the identifiers as a whole token (not inside a longer run of letters or digits)."""
+    usable = [
+        i
+        for i in identifiers
+        if len(i) >= 3 and not (i.isdigit() and len(i) < MIN_NUMERIC_ID_DIGITS)
+    ]
+    if not usable:
+        return None
+    alternatives = "|".join(re.escape(i) for i in sorted(usable, key=len, reverse=True))
+    return re.compile(f"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
+
+
 class _Masker:
     def __init__(self, identifiers: tuple[str, ...]) -> None:
         self._deid = Deidentifier(secrets.token_bytes(32))
-        self._identifiers = tuple(sorted((i for i in identifiers if len(i) >= 3), key=len, reverse=True))
+        self._identifiers = identifier_pattern(identifiers)
 
     def __call__(self, text: str) -> str:
-        for identifier in self._identifiers:
-            if identifier in text:
-                text = text.replace(identifier, PLACEHOLDERS["record_number"])
+        if self._identifiers is not None:
+            text = self._identifiers.sub(PLACEHOLDERS["record_number"], text)
         return self._deid.scrub_text(text)
 
 

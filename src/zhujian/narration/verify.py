@@ -38,7 +38,7 @@ import ahocorasick  # type: ignore[import-not-found]  # C extension without type
 from zhujian.deid import _EMAIL, _ID15, _ID18, _LANDLINE, _LONG_NUMBER, _MOBILE, _PHONE_CUE, _RECORD_CUE, find_pii
 from zhujian.kb.loader import KnowledgeBase, default_kb
 from zhujian.narration.answer import Answer, parse_answer
-from zhujian.narration.digest import Digest
+from zhujian.narration.digest import Digest, identifier_pattern
 from zhujian.narration.knowledge import NarrationKnowledge, default_narration_knowledge
 from zhujian.narration.model import Verification, VerificationProblem
 
@@ -93,7 +93,7 @@ class VerifyContext:
     allowed_numbers: frozenset[tuple[str, float]]
     bare_numbers: frozenset[float]
     allowed_drugs: frozenset[str]
-    identifiers: tuple[str, ...]
+    identifiers: re.Pattern[str] | None  # the report's own ids as whole tokens
     max_chars: int
 
 
@@ -229,7 +229,7 @@ class Verifier:
             allowed_numbers=frozenset(pairs),
             bare_numbers=frozenset(bare),
             allowed_drugs=frozenset(allowed_drugs),
-            identifiers=digest.identifiers,
+            identifiers=identifier_pattern(digest.identifiers),
             max_chars=max_chars,
         )
 
@@ -349,10 +349,8 @@ class Verifier:
                 )
 
     def _pii(self, text: str, ctx: VerifyContext) -> Iterable[VerificationProblem]:
-        for identifier in ctx.identifiers:
-            if identifier and identifier in text:
-                yield VerificationProblem("pii", "contains one of the report's identifiers (person or visit id)")
-                break
+        if ctx.identifiers is not None and ctx.identifiers.search(text):
+            yield VerificationProblem("pii", "contains one of the report's identifiers (person or visit id)")
         suspect = ("@" in text and _EMAIL.search(text) is not None) or (
             _DIGIT_RUN.search(text) is not None and any(p.search(text) for p in _PII_PATTERNS)
         )
