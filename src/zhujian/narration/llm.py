@@ -7,9 +7,9 @@ Flow of one narration (the whole flow is bounded by `2 × ZHUJIAN_LLM_TIMEOUT_S`
 2. Ask the model once. A transport failure (timeout, connection refused, HTTP error, a response that is not a chat
    completion) ends here: the template narrative is used and the reason recorded.
 3. Verify the answer (`verify.py`). If it passes, its text is the narrative.
-4. Otherwise ask once more, telling the model what was wrong (problem kinds and details, masked; the rejected answer
-   itself is not sent back). If that answer passes, it is the narrative; if not, the template is used with the
-   reason, and `verification` keeps the problems of the last answer checked.
+4. Otherwise ask once more, the same prompt followed by what was wrong (problem kinds and details, masked; the
+   rejected answer itself is not sent back). If that answer passes, it is the narrative; if not, the template is
+   used with the reason, and `verification` keeps the problems of the last answer checked.
 
 Each request runs in a worker thread and is abandoned when the deadline passes, so a server that trickles bytes
 cannot hold a narration longer than the bound; the HTTP client's own timeout then ends the abandoned request.
@@ -260,7 +260,9 @@ class LLMNarrator:
             if round_no < RETRY_ROUNDS:
                 mask = _Masker(digest.identifiers)
                 retry = self.knowledge.prompt.retry.replace("{problems}", _problem_lines(verification, mask))
-                messages = [*self.messages(digest), {"role": "user", "content": retry}]
+                # One user turn, not two in a row: some chat templates insist on alternating roles.
+                system, user = self.messages(digest)
+                messages = [system, {"role": "user", "content": user["content"] + "\n\n" + retry}]
             else:
                 reason = "the model's answer failed verification twice (" + ", ".join(verification.kinds) + ")"
         return Narrative(
