@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +227,13 @@ def test_long_ids_are_masked_as_whole_tokens(kb: KnowledgeBase) -> None:
     answer = faithful_answer(report)
     answer["summary"] += "参见VX2026000156。"
     assert "pii" in _kinds(kb, report, answer)
+
+
+def test_digest_holds_no_calendar_dates(kb: KnowledgeBase) -> None:
+    record = load_example("male_56_metabolic")
+    report = _report(kb, record)
+    assert "2025-03" in json.dumps(report, ensure_ascii=False)  # the comparison notes carry the last visit's month
+    digest = build_digest(report)
+    assert not re.search(r"(?:19|20)\d{2}-\d{2}", digest.text)
+    assert "上次为“血脂边缘升高”" in digest.text
+    assert digest.data["与上次体检比较"]["距上次体检"] == "约12个月"

@@ -142,6 +142,11 @@ def identifier_pattern(identifiers: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile(f"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
 
 
+# Calendar dates in free text (上次(2025-03), 2024年5月12日): the digest speaks of "the last visit", never of a date.
+_BRACKETED_DATE = re.compile(r"[(（]\s*(?:19|20)\d{2}[-/.年]\d{1,2}(?:[-/.月]\d{1,2}日?)?\s*[)）]")
+_DATE = re.compile(r"(?<!\d)(?:19|20)\d{2}(?:[-/.]\d{1,2}(?:[-/.]\d{1,2})?|年\d{1,2}月(?:\d{1,2}日)?)(?!\d)")
+
+
 class _Masker:
     def __init__(self, identifiers: tuple[str, ...]) -> None:
         self._deid = Deidentifier(secrets.token_bytes(32))
@@ -150,7 +155,10 @@ class _Masker:
     def __call__(self, text: str) -> str:
         if self._identifiers is not None:
             text = self._identifiers.sub(PLACEHOLDERS["record_number"], text)
-        return self._deid.scrub_text(text)
+        text = self._deid.scrub_text(text)
+        if any(ch.isdigit() for ch in text):
+            text = _DATE.sub("[日期]", _BRACKETED_DATE.sub("", text))
+        return text
 
 
 def report_identifiers(report: dict[str, Any], extra: tuple[str, ...] = ()) -> tuple[str, ...]:
