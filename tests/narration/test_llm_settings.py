@@ -53,3 +53,30 @@ def test_bad_values_are_refused_at_start(name: str, value: str, message: str, mo
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=message):
         load_settings()
+
+
+def test_template_narration_loads_no_http_client() -> None:
+    """The default narrator never touches the network: the HTTP client is not even imported."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, json\n"
+        "from zhujian.examples import load_example\n"
+        "from zhujian.domain.record import Record\n"
+        "from zhujian.kb.loader import default_kb\n"
+        "from zhujian.pipeline.run import build_report\n"
+        "from zhujian.narration import narrate_report, narrator_for\n"
+        "import zhujian.cli\n"
+        "report = build_report(default_kb(), Record.model_validate(load_example('female_67_critical')))\n"
+        "narrative = narrate_report(report, narrator_for('template'))\n"
+        "assert narrative.source == 'template'\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('openai', 'httpx'))))\n"
+    )
+    src = str(Path(__file__).parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
