@@ -200,9 +200,12 @@ def faithful_answer(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def digest_of_request(body: dict[str, Any]) -> dict[str, Any]:
-    """The digest the narrator sent: the JSON after 报告摘要： in the user message."""
+    """The digest the narrator sent: the JSON object after 报告摘要： in the user message (a retry appends what was
+    wrong after it)."""
     user = next(m["content"] for m in body["messages"] if m["role"] == "user")
-    return json.loads(user.split("报告摘要：", 1)[1].strip())
+    digest, _end = json.JSONDecoder().raw_decode(user.split("报告摘要：", 1)[1].strip())
+    assert isinstance(digest, dict)
+    return digest
 
 
 def faithful_from_request(body: dict[str, Any]) -> str:
