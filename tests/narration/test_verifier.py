@@ -237,3 +237,14 @@ def test_digest_holds_no_calendar_dates(kb: KnowledgeBase) -> None:
     assert not re.search(r"(?:19|20)\d{2}-\d{2}", digest.text)
     assert "上次为“血脂边缘升高”" in digest.text
     assert digest.data["与上次体检比较"]["距上次体检"] == "约12个月"
+
+
+def test_an_interval_in_another_calendar_unit_is_the_same_figure(kb: KnowledgeBase) -> None:
+    report = _report(kb, load_example("male_56_metabolic"))
+    follow_ups = " ".join(c["follow_up"] for c in report["conclusions"])
+    assert "12个月" in follow_ups
+    answer = faithful_answer(report)
+    answer["follow_up"].append("肾囊肿：1年后复查泌尿系超声")  # 12个月
+    assert _kinds(kb, report, answer) == set()
+    answer["follow_up"].append("肾囊肿：37年后复查泌尿系超声")  # not a figure of the report in any unit
+    assert _kinds(kb, report, answer) == {"number_mismatch"}

@@ -13,7 +13,8 @@ Problem kinds (`VerificationProblem.kind`):
   mentions it.
 - `number_mismatch` — a number followed by a unit (`narration/units.yaml`) that is not a figure of the digest with
   that unit (evidence value, range bound, risk result, follow-up interval, KB advice, lifestyle advice). A figure the
-  digest states without a unit (as in "TC≥6.2、LDL-C≥4.1 mmol/L") matches any unit.
+  digest states without a unit (as in "TC≥6.2、LDL-C≥4.1 mmol/L") matches any unit; an interval may be written in
+  another calendar unit (12个月 as 1年, 14天 as 2周).
 - `negation` — a conclusion of the report called absent, excluded or normal (未见X, 排除X, X正常; cues in
   `narration/negation.yaml`).
 - `prescription` — a drug name the digest does not contain, or any dose or regimen (`narration/drugs.yaml`).
@@ -53,6 +54,7 @@ _PII_KINDS = frozenset({"id_number", "phone", "email", "record_number"})
 # such a run (nearly all) skip the identifier patterns.
 _DIGIT_RUN = re.compile(r"\d(?:[\s-]?\d){6}")
 _PII_PATTERNS = (_ID18, _ID15, _MOBILE, _PHONE_CUE, _LANDLINE, _LONG_NUMBER, _RECORD_CUE)
+_SAME_INTERVAL = (("月", "年", 12.0), ("年", "月", 1 / 12), ("天", "周", 7.0), ("周", "天", 1 / 7))
 BASE_MAX_CHARS = 1200
 MAX_CHARS_PER_CONCLUSION = 450
 MIN_CHINESE_SHARE = 0.6
@@ -219,6 +221,11 @@ class Verifier:
                 collect(value)
 
         walk(digest.data)
+        # The same interval in another calendar unit is the same figure: 12个月 = 1年, 2周 = 14天.
+        for unit, value in list(pairs):
+            for source, target, factor in _SAME_INTERVAL:
+                if unit == source and (value / factor).is_integer():
+                    pairs.add((target, _key(str(value / factor))))
         allowed_drugs = {drug for _end, drug in self._drugs.iter(digest.text)}
         max_chars = BASE_MAX_CHARS + MAX_CHARS_PER_CONCLUSION * len(digest.conclusions)
         return VerifyContext(
