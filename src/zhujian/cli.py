@@ -87,6 +87,12 @@ def _risk_app() -> typer.Typer:
     return risk_app
 
 
+def _dataset_app() -> typer.Typer:
+    from zhujian.narration.cli import dataset_app
+
+    return dataset_app
+
+
 def _audit_app() -> typer.Typer:
     from zhujian.storage.cli import audit_anchor_command, audit_verify_command
 
@@ -158,6 +164,13 @@ def _register_commands() -> None:
         "qc_command",
         "Check a physician's 主检 conclusions against the record (engine as reference).",
     )
+    _lazy_command(
+        "eval-narrator",
+        "zhujian.narration.cli",
+        "eval_narrator_command",
+        "Measure the configured LLM narrator on records: verification, coverage, latency, tokens.",
+    )
+    _lazy_group("dataset", _dataset_app, "Datasets from the workbench (fine-tuning pairs).")
     _lazy_group("audit", _audit_app, "Audit log tools.")
     _lazy_group("db", _db_app, "Database schema tools.")
 
@@ -217,30 +230,64 @@ def _parse_record(data: Any, source: str) -> Record:
 def report(
     file: Annotated[str, typer.Argument(help="one canonical record as JSON (see `zhujian schema`); - for stdin")],
     output_format: Annotated[str, typer.Option("--format", help="json | text")] = "json",
-    narrator: Annotated[str, typer.Option(help="narrator for --format text")] = "template",
+    narrator: Annotated[
+        str | None,
+        typer.Option(
+            help="template | llm: with --format json adds the `narrative` object; with --format text prints that "
+            "narrative (default for text: template). llm needs ZHUJIAN_LLM_BASE_URL and ZHUJIAN_LLM_MODEL"
+        ),
+    ] = None,
     kb: KbPath = None,
     center: CenterPath = None,
 ) -> None:
     """Build the 主检报告 of one record: JSON (fixed field names) or the Chinese text report."""
-    from zhujian.narrate import get_narrator, narrator_names
+    from zhujian.narrate import get_narrator
     from zhujian.pipeline.run import build_report
 
     if output_format not in ("json", "text"):
         typer.echo(f"--format must be json or text, not {output_format!r}", err=True)
         raise typer.Exit(2)
+    chosen = _narrator_or_exit(narrator) if narrator is not None else None
     # The input is read and checked before the knowledge base is loaded: a wrong file is refused at once.
     data = _read_json(file, Kind.RECORD, "report")
     knowledge = _load(kb, center)
     record = _parse_record(data, file)
     result = build_report(knowledge, record)
+    if narrator is None:
+        if output_format == "json":
+            typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        else:
+            typer.echo(get_narrator("template").narrate(result), nl=False)
+        return
+    from zhujian.narration import narrate_report
+
+    narrative = narrate_report(result, chosen)
+    if narrative.fallback_reason:
+        typer.echo(f"narrator {narrator}: the template narrative is used: {narrative.fallback_reason}", err=True)
     if output_format == "json":
-        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        out = result.to_dict()
+        out["narrative"] = narrative.to_dict()
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        try:
-            typer.echo(get_narrator(narrator).narrate(result), nl=False)
-        except KeyError:
-            typer.echo(f"unknown narrator {narrator!r}; known: {', '.join(narrator_names())}", err=True)
-            raise typer.Exit(2) from None
+        typer.echo(narrative.text, nl=False)
+
+
+def _narrator_or_exit(name: str) -> Any:
+    """The narrator for --narrator NAME, with its settings checked before any work; exit 2 naming the problem."""
+    from pydantic import ValidationError
+
+    from zhujian.narration import narrator_for
+    from zhujian.narration.llm import LLMConfigError
+
+    try:
+        return narrator_for(name)
+    except ValidationError as exc:
+        problems = "; ".join(f"ZHUJIAN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"settings: {problems}", err=True)
+        raise typer.Exit(2) from exc
+    except (ValueError, LLMConfigError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -386,6 +433,15 @@ def kb_validate(kb: KbPath = None, center: CenterPath = None) -> None:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"knowledge base {knowledge.version}: OK ({len(knowledge.files)} files)")
+    if kb is None or (kb / "prompts").is_dir():
+        from zhujian.narration.knowledge import load_narration_knowledge
+
+        try:
+            narration = load_narration_knowledge(kb)
+        except KBError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(f"narration prompt {narration.prompt_version} and verifier word lists: OK")
 
 
 @kb_app.command("stats")

@@ -233,6 +233,48 @@ class Settings(BaseSettings):
             raise ValueError(f"ZHUJIAN_CENTER_TIMEZONE {value!r} is not a known IANA time zone") from exc
         return value
 
+    llm_base_url: str | None = Field(
+        default=None,
+        description=(
+            "Base URL of an OpenAI-compatible chat-completions server for `--narrator llm`, e.g. "
+            "'http://127.0.0.1:8000/v1' (vLLM), 'http://127.0.0.1:11434/v1' (Ollama). No default: without it the "
+            "LLM narrator cannot start and nothing is ever sent."
+        ),
+    )
+    llm_model: str | None = Field(
+        default=None,
+        description="Model name the server knows, e.g. 'Qwen/Qwen2.5-7B-Instruct'. Required for the LLM narrator.",
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="API key sent as a bearer token (optional; local servers usually need none)."
+    )
+    llm_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description=(
+            "Seconds one model request may take. A whole narration (one retry included) never takes longer than "
+            "about twice this; after that the template narrative is used."
+        ),
+    )
+    llm_temperature: float = Field(default=0.2, ge=0, le=2, description="Sampling temperature of the LLM narrator.")
+    llm_max_tokens: int = Field(
+        default=3000, gt=0, le=32768, description="Largest answer, in tokens, the LLM narrator asks for."
+    )
+    llm_json_mode: Literal["json_schema", "json_object", "none"] = Field(
+        default="json_object",
+        description=(
+            "How the server is asked for JSON: 'json_schema' (the answer schema, e.g. vLLM, DashScope), "
+            "'json_object' (any JSON object; Ollama, most servers) or 'none'. The answer is validated here anyway."
+        ),
+    )
+    llm_stream: bool = Field(
+        default=False, description="Ask for a streamed answer (server-sent events) instead of one response."
+    )
+    llm_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Model requests in flight at once in `zhujian batch --narrator llm`."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _psycopg_driver(cls, url: str) -> str:
@@ -241,6 +283,16 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _llm_base_url(cls, url: str | None) -> str | None:
+        if url is None or not url.strip():
+            return None
+        url = url.strip()
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"ZHUJIAN_LLM_BASE_URL must start with http:// or https://, not {url!r}")
+        return url.rstrip("/")
 
     @field_validator("admin_password")
     @classmethod

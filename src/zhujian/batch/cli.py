@@ -43,6 +43,21 @@ def batch_command(
         bool | None,
         typer.Option("--progress/--no-progress", help="progress bar with rate and ETA (default: when on a terminal)"),
     ] = None,
+    narrator: Annotated[
+        str | None,
+        typer.Option(
+            "--narrator",
+            help="template | llm: add the `narrative` object to every report; llm asks the model configured by "
+            "ZHUJIAN_LLM_* with ZHUJIAN_LLM_CONCURRENCY requests in flight, falling back to the template",
+        ),
+    ] = None,
+    narration_cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--narration-cache",
+            help="model results by digest hash, reused by re-runs (default: <out>.narration-cache.jsonl)",
+        ),
+    ] = None,
     kb: Annotated[Path | None, typer.Option("--kb", help="knowledge-base folder (default: the bundled KB)")] = None,
     center: Annotated[
         Path | None, typer.Option("--center", help="center configuration YAML (critical-value overrides, switches)")
@@ -77,6 +92,9 @@ def batch_command(
     show_progress = sys.stderr.isatty() if progress is None else progress
     if engine not in ("local", "dask"):
         typer.echo(f"batch: --engine must be local or dask, not {engine!r}", err=True)
+        raise typer.Exit(EXIT_UNUSABLE_ARGUMENTS)
+    if narrator is not None and engine == "dask":
+        typer.echo("batch: --narrator runs with the local engine; narrate the Dask output in a second pass", err=True)
         raise typer.Exit(EXIT_UNUSABLE_ARGUMENTS)
     if scheduler is not None and engine != "dask":
         typer.echo("batch: --scheduler needs --engine dask", err=True)
@@ -113,6 +131,8 @@ def batch_command(
                 center=center,
                 resume=resume,
                 progress=show_progress,
+                narrator=narrator,
+                narration_cache=narration_cache,
             )
         if parquet:
             from zhujian.batch.parquet import write_reports_parquet
@@ -120,7 +140,7 @@ def batch_command(
             rows = write_reports_parquet(target, out)
             target.unlink()
             typer.echo(f"parquet: {rows} reports → {out}")
-    except (BatchError, KBError) as exc:
+    except (BatchError, KBError, ValueError) as exc:
         typer.echo(f"batch: {exc}", err=True)
         raise typer.Exit(EXIT_UNUSABLE_ARGUMENTS) from exc
     except KeyboardInterrupt:

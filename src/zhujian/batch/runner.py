@@ -163,6 +163,7 @@ class BatchSummary:
     rejected_by_kind: dict[str, int] = field(default_factory=dict)
     truncated_bytes: int = 0
     elapsed_s: float = 0.0
+    narration: str | None = None
 
     @property
     def processed(self) -> int:
@@ -184,6 +185,8 @@ class BatchSummary:
         ]
         if self.truncated_bytes:
             lines.append(f"repaired: {self.truncated_bytes:,} bytes of an interrupted write truncated")
+        if self.narration:
+            lines.append(self.narration)
         lines.append(
             f"elapsed: {self.elapsed_s:.1f} s with {self.workers} worker(s); {self.records_per_s:,.0f} records/s"
         )
@@ -602,7 +605,9 @@ class _BatchRun:
         summary: BatchSummary,
         chunk_size: int,
         advance: Callable[[int], None],
+        post_process: Callable[[bytes], bytes] | None = None,
     ) -> None:
+        self.post_process = post_process
         self.input_path = input_path
         self.sink = sink
         self.pool = pool
@@ -673,7 +678,10 @@ class _BatchRun:
         self.rejected_by_kind[reject.kind] += 1
 
     def _commit(self, result: ChunkResult, lines: int) -> None:
-        self.sink.write_reports(result.report_lines)
+        report_lines = result.report_lines
+        if self.post_process is not None and report_lines:
+            report_lines = self.post_process(report_lines)
+        self.sink.write_reports(report_lines)
         for reject in result.rejects:
             self._reject(reject)
         self.sink.sync()
@@ -764,12 +772,18 @@ def run_batch(
     resume: bool = True,
     progress: bool = False,
     build: ReportBuilder = build_report,
+    narrator: str | None = None,
+    narration_cache: Path | None = None,
 ) -> BatchSummary:
     """Report every record of a JSON-lines file on a local process pool; see the module docstring for the contract.
 
     `kb` (an already loaded knowledge base) takes precedence over `kb_path`/`center`. `build` is the per-record
     function (the engine by default); it must be importable by name, since workers are spawned processes.
     Raises BatchError for unusable arguments or an output it must not guess about, KBError for a bad KB.
+
+    `narrator` ('template' or 'llm') adds the `narrative` object to every report line (zhujian.narration.batch):
+    workers attach the template narrative; with 'llm' the parent asks the model for each chunk before writing it,
+    caching results in `narration_cache` (default `<out>.narration-cache.jsonl`).
     """
     started = time.perf_counter()
     source = Path(input_path)
@@ -784,6 +798,19 @@ def run_batch(
     if kb is None:
         kb = load_kb(kb_path, load_center_config(center) if center else None)
 
+    narration = None
+    if narrator is not None:
+        from zhujian.narration.batch import BatchNarration, build_report_with_narrative, default_cache_path
+
+        if narrator not in ("template", "llm"):
+            raise BatchError(f"unknown narrator {narrator!r}; known: template, llm")
+        if build is build_report:
+            build = build_report_with_narrative
+        if narrator == "llm":
+            from zhujian.narration.llm import LLMNarrator
+
+            narration = BatchNarration(LLMNarrator(kb=kb), narration_cache or default_cache_path(output))
+
     summary = BatchSummary(input_path=source, output_path=output, rejects_path=rejects, workers=worker_count)
     sink = _Sink(output, rejects, resume)
     try:
@@ -792,8 +819,12 @@ def run_batch(
             _progress_bar(source) if progress else nullcontext(lambda _n: None)
         )
         with bar as advance, _Pool(worker_count, kb, build) as pool:
-            _BatchRun(source, sink, pool, summary, chunk_size, advance).run()
+            post_process = narration.process if narration is not None else None
+            _BatchRun(source, sink, pool, summary, chunk_size, advance, post_process).run()
     finally:
         sink.close()
+        if narration is not None:
+            narration.close()
+            summary.narration = narration.describe()
         summary.elapsed_s = time.perf_counter() - started
     return summary

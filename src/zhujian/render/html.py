@@ -121,6 +121,16 @@ class ConclusionView:
 
 
 @dataclass(frozen=True, slots=True)
+class NarrativeView:
+    """The narrative of the report (as signed): overview, lifestyle and follow-up advice, and who wrote it."""
+
+    summary: str
+    lifestyle: list[str]
+    follow_up: list[str]
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
 class ItemRow:
     name: str
     value: str
@@ -187,6 +197,7 @@ class PatientReportView:
     problems: list[str]
     abnormal_item_count: int
     measured_item_count: int
+    narrative: NarrativeView | None = None
 
 
 def _text(value: Any) -> str:
@@ -312,10 +323,44 @@ def _alert_action(level: str, department: str, follow_up: str) -> str:
     return action + "，并携带本报告。"
 
 
-def _conclusions(conclusions: Sequence[Mapping[str, Any]], exam_date: dt.date | None) -> list[ConclusionView]:
+def _narrative_sections(report: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    narrative = report.get("narrative")
+    if not isinstance(narrative, Mapping):
+        return None
+    sections = narrative.get("sections")
+    return sections if isinstance(sections, Mapping) and sections.get("summary") else None
+
+
+def _narrative(report: Mapping[str, Any]) -> NarrativeView | None:
+    sections = _narrative_sections(report)
+    if sections is None:
+        return None
+    narrative = report["narrative"]
+    if narrative.get("edited_by_physician"):
+        note = "本解读由主检医生审核修改。"
+    elif narrative.get("source") == "llm":
+        note = "本解读由语言模型依据本报告的结论与检查结果起草，经自动核对及主检医生审核。"
+    else:
+        note = "本解读依据本报告的结论生成，经主检医生审核。"
+    return NarrativeView(
+        summary=_text(sections.get("summary")),
+        lifestyle=[_text(t) for t in sections.get("lifestyle") or [] if _text(t)],
+        follow_up=[_text(t) for t in sections.get("follow_up") or [] if _text(t)],
+        note=note,
+    )
+
+
+def _conclusions(
+    conclusions: Sequence[Mapping[str, Any]], exam_date: dt.date | None, narrative: Mapping[str, Any] | None = None
+) -> list[ConclusionView]:
+    """Conclusion views; where the report's narrative explains a conclusion, its explanation and advice are used."""
+    written = {
+        _text(c.get("name")): c for c in (narrative or {}).get("conclusions") or [] if isinstance(c, Mapping)
+    }
     out: list[ConclusionView] = []
     for number, c in enumerate(conclusions, start=1):
         follow_up = _text(c.get("follow_up"))
+        text = written.get(_text(c.get("name")), {})
         evidence = c.get("evidence") or []
         out.append(
             ConclusionView(
@@ -325,8 +370,8 @@ def _conclusions(conclusions: Sequence[Mapping[str, Any]], exam_date: dt.date | 
                 level_label=_LEVEL.get(_text(c.get("level"))),
                 critical=bool(c.get("critical")),
                 status_label=_STATUS.get(_text(c.get("status"))),
-                explanation=_text(c.get("explanation")),
-                advice=_text(c.get("advice")),
+                explanation=_text(text.get("explanation") or c.get("explanation")),
+                advice=_text(text.get("advice") or c.get("advice")),
                 department=_text(c.get("department")),
                 follow_up=follow_up,
                 follow_up_date=follow_up_schedule(follow_up, exam_date),
@@ -518,7 +563,7 @@ def build_patient_report_view(
         kb_version=_text(report.get("kb_version")),
         engine_version=_text(report.get("engine_version")),
         alerts=_alerts(report, conclusions),
-        conclusions=_conclusions(conclusions, exam_date),
+        conclusions=_conclusions(conclusions, exam_date, _narrative_sections(report)),
         item_sections=sections,
         show_change=any(i.get("change") for i in items),
         previous_exam=(
@@ -532,6 +577,7 @@ def build_patient_report_view(
         problems=problems,
         abnormal_item_count=sum(s.abnormal_count for s in sections),
         measured_item_count=len(measured),
+        narrative=_narrative(report),
     )
 
 

@@ -855,3 +855,66 @@ __all__ = [
     "worklist",
     "worklist_count",
 ]
+
+
+# ---- narrative (zhujian.narration.workbench) -------------------------------------------------------------------
+
+
+def store_narrative(
+    session: Session, report_id: int, narrative: dict[str, Any], *, expected_version: int, actor: Actor
+) -> ReportDetail:
+    """Store a freshly generated narrative (`zhujian.narration.workbench.generate_narrative`) in an editable
+    report. The status stays as it is: generating text is not a physician's edit of the report."""
+    authorize(session, actor, "edit")
+    report = _load_report(session, report_id)
+    _check_version(report, expected_version)
+    _require_status(report, EDITABLE_STATUSES, "narrate", "生成叙述")
+    content = _deep_copy_json(report.content)
+    content["narrative"] = narrative
+    before = _audit_state(report)
+    return _save_state(
+        session,
+        report,
+        actor=actor,
+        status=report.status,
+        change="narrate",
+        action="report.narrate",
+        before=before,
+        note=f"{narrative.get('source')} {narrative.get('model') or ''} {narrative.get('prompt_version')}".strip(),
+        content=content,
+    )
+
+
+def edit_narrative(
+    session: Session, report_id: int, sections: dict[str, Any], *, expected_version: int, actor: Actor
+) -> ReportDetail:
+    """The physician's wording of the narrative: kept beside what the narrator wrote; the report becomes `edited`.
+    Raises InvalidEdit when the report has no narrative or the sections are not of the answer shape."""
+    from zhujian.narration.workbench import edit_narrative_sections
+    from zhujian.storage.errors import InvalidEdit
+
+    authorize(session, actor, "edit")
+    report = _load_report(session, report_id)
+    _check_version(report, expected_version)
+    _require_status(report, EDITABLE_STATUSES, "edit the narrative of", "修改叙述")
+    content = _deep_copy_json(report.content)
+    narrative = content.get("narrative")
+    if not isinstance(narrative, dict):
+        raise InvalidEdit("the report has no narrative to edit; generate one first")
+    try:
+        content["narrative"] = edit_narrative_sections(content, narrative, sections, actor.username)
+    except ValueError as exc:
+        raise InvalidEdit(f"narrative: {exc}") from exc
+    if content["narrative"].get("sections") == narrative.get("sections"):
+        return _detail(session, report)
+    before = _audit_state(report)
+    return _save_state(
+        session,
+        report,
+        actor=actor,
+        status="edited",
+        change="narrative_edit",
+        action="report.narrative_edit",
+        before=before,
+        content=content,
+    )

@@ -197,7 +197,14 @@ def _workspace_context(user: PageUser, detail: ReportDetail) -> dict[str, Any]:
         "can_sign": editable and user.can("sign"),
         "can_review": detail.status == "signed" and user.can("review"),
         "can_publish": detail.status == "reviewed" and user.can("publish"),
+        "narrative": _narrative_view(detail.content),
     }
+
+
+def _narrative_view(content: dict[str, Any]) -> dict[str, Any] | None:
+    from zhujian.narration.workbench import narrative_view
+
+    return narrative_view(content)
 
 
 @router.get("/reports/{report_id}", response_class=HTMLResponse)
@@ -312,6 +319,63 @@ def merge_conclusions(
     if len(chosen) < 2:
         raise WebError(422, "invalid_edit", "请至少勾选两条结论再合并")
     return _edit(request, session, state, user, report_id, expected_version, MergeConclusions(chosen))
+
+
+@router.post("/reports/{report_id}/narrative/generate", response_class=HTMLResponse)
+def generate_narrative_page(
+    request: Request, report_id: int, session: DbSession, user: PostingPageUser, expected_version: VersionField
+) -> HTMLResponse:
+    """Write the narrative of the report as it stands: with the LLM narrator when ZHUJIAN_LLM_BASE_URL and
+    ZHUJIAN_LLM_MODEL are set (verified, the template on failure), else with the template."""
+    from zhujian.narration.llm import LLMNarrator
+    from zhujian.narration.workbench import generate_narrative
+    from zhujian.settings import load_settings
+
+    detail = services.get_report(session, report_id, actor=user.actor)
+    settings = load_settings()
+    narrator = LLMNarrator() if settings.llm_base_url and settings.llm_model else None
+    try:
+        narrative = generate_narrative(detail.content, narrator)
+    finally:
+        if narrator is not None:
+            narrator.close()
+    detail = services.store_narrative(
+        session, report_id, narrative, expected_version=expected_version, actor=user.actor
+    )
+    logger.info("report %s narrated (%s) on the workbench by %s", report_id, narrative["source"], user.actor.username)
+    return _workspace(request, user, detail)
+
+
+@router.post("/reports/{report_id}/narrative/edit", response_class=HTMLResponse)
+def edit_narrative_page(
+    request: Request,
+    report_id: int,
+    session: DbSession,
+    user: PostingPageUser,
+    expected_version: VersionField,
+    summary: Annotated[str, Form(max_length=4000)],
+    names: Annotated[list[str] | None, Form(max_length=200)] = None,
+    explanations: Annotated[list[str] | None, Form(max_length=4000)] = None,
+    advices: Annotated[list[str] | None, Form(max_length=4000)] = None,
+    lifestyle: Annotated[str, Form(max_length=4000)] = "",
+    follow_up: Annotated[str, Form(max_length=4000)] = "",
+) -> HTMLResponse:
+    names, explanations, advices = names or [], explanations or [], advices or []
+    if not len(names) == len(explanations) == len(advices):
+        raise WebError(400, "invalid_narrative", "每条结论的解读与建议须成对提交")
+    sections = {
+        "summary": summary.strip(),
+        "conclusions": [
+            {"name": n, "explanation": e.strip(), "advice": a.strip()}
+            for n, e, a in zip(names, explanations, advices, strict=True)
+            if e.strip() or a.strip()
+        ],
+        "lifestyle": [line.strip() for line in lifestyle.splitlines() if line.strip()],
+        "follow_up": [line.strip() for line in follow_up.splitlines() if line.strip()],
+    }
+    detail = services.edit_narrative(session, report_id, sections, expected_version=expected_version, actor=user.actor)
+    logger.info("report %s narrative edited on the workbench by %s", report_id, user.actor.username)
+    return _workspace(request, user, detail)
 
 
 @router.get("/reports/{report_id}/kb-search", response_class=HTMLResponse)

@@ -40,6 +40,8 @@ ACTION_LABELS = {
     "followup.contact": "随访联系",
     "followup.close": "随访结局",
     "followup.close_by_visit": "再次体检关闭随访",
+    "report.narrate": "生成报告解读",
+    "report.narrative_edit": "修改报告解读",
 }
 FIELD_LABELS = {"name": "名称", "advice": "建议", "follow_up": "复查时间"}
 
