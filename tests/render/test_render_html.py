@@ -177,9 +177,10 @@ def _conclusion_block(html: str, name: str) -> str:
 
 def test_render_html_prints_follow_up_dates(critical: tuple[dict[str, Any], dict[str, Any]]) -> None:
     html = render_patient_report_html(*critical)
-    # ST-T改变: "3-6个月复查心电图" from the exam on 2026-03-18.
-    st_t = _conclusion_block(html, "ST-T改变")
-    assert "3-6个月复查心电图" in st_t and "复查日期约 2026-06 至 2026-09" in st_t
+    # eGFR G3b: "3个月内复查肾功能…" from the exam on 2026-03-18 → before 2026-06 (the ECG changes that had a
+    # 3-6 month window are now part of the hypokalaemia conclusion that explains them).
+    egfr = _conclusion_block(html, "估算肾小球滤过率降低")
+    assert "3个月内复查肾功能" in egfr and "复查日期约 2026-06 前" in egfr
     # 严重低钾血症: "立即就诊" states no months, so the window text stands alone.
     potassium = _conclusion_block(html, "严重低钾血症")
     assert "立即就诊" in potassium and "日期约" not in potassium
