@@ -31,22 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zhujian.qc.engine import ISSUE_KINDS
+
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared/data next to the checkout (or one level further up for a checkout inside a folder of worktrees).
 DATA = next(
     (p for p in (ROOT.parent / "shared" / "data", ROOT.parent.parent / "shared" / "data") if p.exists()),
     ROOT.parent / "shared" / "data",
 )
-KINDS = (
-    "missed",
-    "contradiction",
-    "value_mismatch",
-    "sex_mismatch",
-    "side_mismatch",
-    "unsupported",
-    "duplicate",
-    "missing_advice",
-)
+KINDS = ISSUE_KINDS
 
 # ---------------------------------------------------------------------------------------------------------------
 # How physicians word conclusions. Written for this benchmark from checkup-report practice and the CHIP-CDN

@@ -3,29 +3,12 @@ PostgreSQL, leaving the 0001 schema intact."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import inspect
 
-from db_testing import create_postgres_database, drop_postgres_database, postgres_url
 from zhujian.storage.db import create_db_engine
 from zhujian.storage.migrate import current_revision, downgrade_database, upgrade_database
 
 NEW_TABLES = {"alerts", "alert_attempts", "followup_tasks", "followup_contacts"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    name = create_postgres_database()
-    try:
-        yield postgres_url(name)
-    finally:
-        drop_postgres_database(name)
 
 
 def _tables(url: str) -> set[str]:
@@ -36,22 +19,22 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_0004_upgrades_from_0003_and_downgrades_back(empty_url: str) -> None:
-    upgrade_database(empty_url, "0003")
-    before = _tables(empty_url)
+def test_0004_upgrades_from_0003_and_downgrades_back(empty_database_url: str) -> None:
+    upgrade_database(empty_database_url, "0003")
+    before = _tables(empty_database_url)
     assert not before & NEW_TABLES
-    upgrade_database(empty_url, "0004")
-    assert current_revision(empty_url) == "0004"
-    assert _tables(empty_url) == before | NEW_TABLES
-    engine = create_db_engine(empty_url)
+    upgrade_database(empty_database_url, "0004")
+    assert current_revision(empty_database_url) == "0004"
+    assert _tables(empty_database_url) == before | NEW_TABLES
+    engine = create_db_engine(empty_database_url)
     try:
         indexes = {ix["name"] for ix in inspect(engine).get_indexes("alerts")}
         uniques = {u["name"] for u in inspect(engine).get_unique_constraints("alerts")}
     finally:
         engine.dispose()
     assert "ix_alerts_worklist" in indexes and "uq_alerts_report_source" in uniques
-    downgrade_database(empty_url, "0003")
-    assert current_revision(empty_url) == "0003"
-    assert _tables(empty_url) == before
-    upgrade_database(empty_url, "0004")  # and up again: nothing left behind collides
-    assert _tables(empty_url) == before | NEW_TABLES
+    downgrade_database(empty_database_url, "0003")
+    assert current_revision(empty_database_url) == "0003"
+    assert _tables(empty_database_url) == before
+    upgrade_database(empty_database_url, "0004")  # and up again: nothing left behind collides
+    assert _tables(empty_database_url) == before | NEW_TABLES

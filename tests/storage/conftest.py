@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from db_testing import Team, copy_of, create_postgres_database, drop_postgres_database, emptied, make_team, postgres_url
+from db_testing import Team, copy_of, emptied, make_team
 from zhujian.storage.db import create_db_engine, create_session_factory
 
 
@@ -21,19 +21,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return copy_of(request.getfixturevalue("sqlite_template"), tmp_path)
     return emptied(request.getfixturevalue("postgres_database"))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database with no schema at all, on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    name = create_postgres_database()
-    try:
-        yield postgres_url(name)
-    finally:
-        drop_postgres_database(name)
 
 
 @pytest.fixture

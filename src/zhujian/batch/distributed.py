@@ -38,10 +38,10 @@ from zhujian.batch.runner import (
     BatchSummary,
     Reject,
     WorkItem,
-    _json_line,
-    _report_one,
     classify_line,
     default_rejects_path,
+    json_line,
+    report_one,
 )
 from zhujian.kb.loader import KnowledgeBase, load_center_config, load_kb
 from zhujian.pipeline.run import build_report
@@ -124,7 +124,7 @@ def report_partition(
 
     def outcomes() -> Iterator[bytes]:
         nonlocal reported, rejected
-        yield _json_line({"partition": partition.index, "lines": len(lines), "kb_version": kb_version})
+        yield json_line({"partition": partition.index, "lines": len(lines), "kb_version": kb_version})
         for offset, raw in enumerate(lines, start=1):
             if partition.start == 0 and offset == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
@@ -137,14 +137,14 @@ def report_partition(
                 rejected += 1
             else:
                 item: WorkItem = (offset, visit_id, text)
-                outcome = _report_one(kb, build_report, item)
+                outcome = report_one(kb, build_report, item)
                 if isinstance(outcome, Reject):
                     entry["reject"] = outcome.to_dict()
                     rejected += 1
                 else:
                     entry["report"] = outcome.decode("utf-8").rstrip("\n")
                     reported += 1
-            yield _json_line(entry)
+            yield json_line(entry)
 
     _write_atomically(Path(parts_dir) / f"part-{partition.index:05d}.jsonl", outcomes())
     return {"partition": partition.index, "lines": len(lines), "reported": reported, "rejected": rejected}
@@ -200,7 +200,7 @@ def _merge(
     line_base = 0
 
     def reject(entry: dict[str, Any]) -> None:
-        reject_lines.append(_json_line(entry))
+        reject_lines.append(json_line(entry))
         rejected_by_kind[entry["kind"]] = rejected_by_kind.get(entry["kind"], 0) + 1
 
     for partition in partitions:

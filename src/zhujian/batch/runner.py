@@ -236,7 +236,7 @@ def _init_worker(kb_file: str, build: ReportBuilder) -> None:
     _worker_build = build
 
 
-def _json_line(obj: dict[str, Any]) -> bytes:
+def json_line(obj: dict[str, Any]) -> bytes:
     try:
         text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         return text.encode("utf-8") + b"\n"
@@ -280,7 +280,7 @@ def _where(exc: BaseException) -> str | None:
     return f"{Path(last.filename).name}:{last.lineno} in {last.name}"
 
 
-def _report_one(kb: KnowledgeBase, build: ReportBuilder, item: WorkItem) -> bytes | Reject:
+def report_one(kb: KnowledgeBase, build: ReportBuilder, item: WorkItem) -> bytes | Reject:
     line_no, visit_id, text = item
     try:
         record = Record.model_validate_json(text)
@@ -289,7 +289,7 @@ def _report_one(kb: KnowledgeBase, build: ReportBuilder, item: WorkItem) -> byte
     try:
         report = build(kb, record).to_dict()
         # visit_id first, always: resume recognises report lines by this prefix without parsing them whole.
-        return _json_line({"visit_id": record.visit_id, **report})
+        return json_line({"visit_id": record.visit_id, **report})
     except Exception as exc:  # the engine must never stop the batch; the reject keeps type, message and place
         return Reject(
             line_no,
@@ -329,7 +329,7 @@ def process_chunk(items: list[WorkItem]) -> ChunkResult:
     lines: list[bytes] = []
     rejects: list[Reject] = []
     for item in items:
-        outcome = _report_one(_worker_kb, _worker_build, item)
+        outcome = report_one(_worker_kb, _worker_build, item)
         if isinstance(outcome, Reject):
             rejects.append(outcome)
         else:
@@ -460,7 +460,7 @@ class _Sink:
                 self._rejects = self.rejects_path.open("ab")
             except OSError as exc:
                 raise BatchError(f"cannot write {self.rejects_path}: {exc.strerror}") from exc
-        self._rejects.write(_json_line(reject.to_dict()))
+        self._rejects.write(json_line(reject.to_dict()))
         self._rejects_dirty = True
 
     def sync(self) -> None:

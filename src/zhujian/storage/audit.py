@@ -53,6 +53,12 @@ def canonical_json(value: Any) -> str:
     return json.dumps(_normalize(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def content_hash(value: Any) -> str:
+    """SHA-256 of the canonical JSON: the hash stored for a report's or a record's content, and recorded in the audit
+    entry of the change that wrote it."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
 def _timestamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 

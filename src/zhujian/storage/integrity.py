@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from zhujian.storage.audit import canonical_json, verify_audit_chain
+from zhujian.storage.audit import content_hash, verify_audit_chain
 from zhujian.storage.models import AuditAnchor, AuditLogEntry, RawRecord, Report, ReportVersion, Visit, utc_now
 from zhujian.storage.values import AuditVerification
 
@@ -60,11 +60,6 @@ class IntegrityReport:
     @property
     def ok(self) -> bool:
         return self.chain.ok and not self.problems
-
-
-def content_hash(value: Any) -> str:
-    """The hash the services store for a report's or record's JSON content."""
-    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
 def _timestamp(moment: dt.datetime) -> str:

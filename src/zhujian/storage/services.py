@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import hashlib
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -35,7 +34,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from zhujian.domain.record import NO_RECORD_LIMITS, RECORD_LIMITS, Record
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.pipeline.run import build_report
-from zhujian.storage.audit import append_audit, audit_entries_for, canonical_json
+from zhujian.storage.audit import append_audit, audit_entries_for, content_hash
 from zhujian.storage.edits import (
     EditOperation,
     apply_operations,
@@ -72,10 +71,6 @@ EDITABLE_STATUSES = frozenset({"draft", "edited", "rejected"})
 SIGNED_STATUSES = frozenset({"signed", "reviewed", "published"})
 MAX_WORKLIST_LIMIT = 500
 MAX_REJECTION_REASON = 2000
-
-
-def _sha256(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------- records
@@ -130,7 +125,7 @@ def submit_record(
         visit_pk=visit.id,
         version=last_version + 1,
         record=record_json,
-        record_hash=_sha256(record_json),
+        record_hash=content_hash(record_json),
         received_at=now,
         received_by_id=actor.user_id,
     )
@@ -237,7 +232,7 @@ def _update_content(report: Report, content: dict[str, Any], now: dt.datetime) -
     conclusions = content.get("conclusions", [])
     highest_level, critical = report_level(conclusions)
     report.content = content
-    report.content_hash = _sha256(content)
+    report.content_hash = content_hash(content)
     report.highest_level = highest_level
     report.critical = critical
     report.priority = worklist_priority(highest_level, critical)

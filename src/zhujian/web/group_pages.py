@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from zhujian.group.aggregate import DEFAULT_MIN_CELL, build_group_report
@@ -49,19 +50,33 @@ def _cohort_contents(request: Request, cohort: CohortFilter, actor: Actor) -> li
         return cohort_reports(session, cohort, actor=actor)
 
 
-@router.get("/group", response_class=HTMLResponse)
-def group_page(
-    request: Request,
-    user: CurrentPageUser,
+@dataclass(frozen=True, slots=True)
+class CohortQuery:
+    """The filter of the group page and its downloads, from the query string."""
+
+    cohort: CohortFilter
+    min_cell: int
+
+
+def cohort_query(
     date_from: Annotated[dt.date | None, Query()] = None,
     date_to: Annotated[dt.date | None, Query()] = None,
     employer: Annotated[str | None, Query(max_length=200)] = None,
     signed_only: Annotated[bool, Query()] = True,
     min_cell: Annotated[int, Query(ge=1, le=100)] = DEFAULT_MIN_CELL,
-    show: Annotated[bool, Query()] = False,
+) -> CohortQuery:
+    return CohortQuery(_cohort(date_from, date_to, employer, signed_only), min_cell)
+
+
+Cohort = Annotated[CohortQuery, Depends(cohort_query)]
+
+
+@router.get("/group", response_class=HTMLResponse)
+def group_page(
+    request: Request, user: CurrentPageUser, query: Cohort, show: Annotated[bool, Query()] = False
 ) -> HTMLResponse:
     require_web_permission(user.actor, "group_report")
-    cohort = _cohort(date_from, date_to, employer, signed_only)
+    cohort, min_cell = query.cohort, query.min_cell
     group: dict[str, Any] | None = None
     if show:
         group = build_group_report(_cohort_contents(request, cohort, user.actor), min_cell=min_cell)
@@ -74,20 +89,11 @@ def group_page(
 
 
 @router.get("/group/report.{fmt}")
-def group_report_file(
-    request: Request,
-    fmt: str,
-    user: CurrentPageUser,
-    date_from: Annotated[dt.date | None, Query()] = None,
-    date_to: Annotated[dt.date | None, Query()] = None,
-    employer: Annotated[str | None, Query(max_length=200)] = None,
-    signed_only: Annotated[bool, Query()] = True,
-    min_cell: Annotated[int, Query(ge=1, le=100)] = DEFAULT_MIN_CELL,
-) -> Response:
+def group_report_file(request: Request, fmt: str, user: CurrentPageUser, query: Cohort) -> Response:
     require_web_permission(user.actor, "group_report")
     if fmt not in FORMATS:
         return Response(status_code=404)
-    cohort = _cohort(date_from, date_to, employer, signed_only)
+    cohort, min_cell = query.cohort, query.min_cell
     title = f"{cohort.employer or '全部受检者'} 团体健康体检报告"
     group = build_group_report(_cohort_contents(request, cohort, user.actor), min_cell=min_cell, title=title)
     from zhujian.group.render import group_csv, render_group_html, render_group_pdf
