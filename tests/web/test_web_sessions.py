@@ -240,3 +240,18 @@ def test_https_reported_by_a_trusted_proxy_makes_cookies_secure(sqlite_url: str,
 def test_https_claimed_by_an_untrusted_client_changes_nothing(sqlite_url: str, kb: KnowledgeBase) -> None:
     for client in _app(sqlite_url, kb, trusted_proxies="192.168.1.1"):
         assert not any(_secure(c) for c in _login_cookies(client, {"X-Forwarded-Proto": "https"}))
+
+
+def test_a_remembered_token_still_expires_on_time() -> None:
+    """Checked tokens are remembered to skip the signature check; the expiry written in the token still holds."""
+    import time
+
+    from zhujian.web.security import TOKEN_LIFETIME, create_api_token, read_api_token
+
+    issued = dt.datetime.now(dt.UTC) - TOKEN_LIFETIME + dt.timedelta(seconds=2)
+    token, expires = create_api_token(SECRET_KEY, 7, version=3, now=issued)
+    assert read_api_token(SECRET_KEY, token) == (7, 3)
+    assert read_api_token(SECRET_KEY, token) == (7, 3)  # from memory now
+    assert read_api_token("another-secret-key-" + "y" * 32, token) is None, "remembered under its own key only"
+    time.sleep(max(0.0, (expires - dt.datetime.now(dt.UTC)).total_seconds()) + 1.1)
+    assert read_api_token(SECRET_KEY, token) is None

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import ColumnElement, Select, Table, Text, bindparam, func, select
+from sqlalchemy import cast as sql_cast
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
 from zhujian.domain.record import NO_RECORD_LIMITS, RECORD_LIMITS, Record
@@ -52,6 +54,7 @@ from zhujian.storage.values import (
     LevelFilter,
     PersonIdentityInfo,
     ReportDetail,
+    ReportJson,
     ReportStatus,
     ReportSummary,
     ReportVersionInfo,
@@ -430,6 +433,72 @@ def get_report(session: Session, report_id: int, *, actor: Actor) -> ReportDetai
     """The current state of one report with its full JSON."""
     authorize(session, actor, "read")
     return _detail(session, _load_report(session, report_id, for_update=False))
+
+
+@functools.cache
+def _report_json_statement() -> Select[*tuple[Any, ...]]:
+    """The statement of `get_report_json`, built once: building a select with three aliases costs more CPU than
+    running it."""
+    signer, reviewer, publisher = aliased(User), aliased(User), aliased(User)
+    return (
+        select(
+            Report.id,
+            Visit.visit_id,
+            Person.pseudonym,
+            Report.status,
+            Report.version,
+            Report.highest_level,
+            Report.critical,
+            Report.has_newer_data,
+            Report.content_hash,
+            Report.rejection_reason,
+            signer.display_name,
+            Report.signed_at,
+            reviewer.display_name,
+            Report.reviewed_at,
+            publisher.display_name,
+            Report.published_at,
+            Report.created_at,
+            Report.updated_at,
+            sql_cast(Report.content, Text),
+        )
+        .join(Visit, Report.visit_pk == Visit.id)
+        .outerjoin(Person, Visit.person_id == Person.id)
+        .outerjoin(signer, Report.signed_by_id == signer.id)
+        .outerjoin(reviewer, Report.reviewed_by_id == reviewer.id)
+        .outerjoin(publisher, Report.published_by_id == publisher.id)
+        .where(Report.id == bindparam("report_id"))
+    )
+
+
+def get_report_json(session: Session, report_id: int, *, actor: Actor) -> ReportJson:
+    """What `get_report` returns, read in one statement, with the content as stored JSON text (for the API's report
+    read, the busiest request of the workbench)."""
+    authorize(session, actor, "read")
+    row = session.execute(_report_json_statement(), {"report_id": report_id}).one_or_none()
+    if row is None:
+        raise NotFound("report", report_id)
+    return ReportJson(
+        report_id=row[0],
+        visit_id=row[1],
+        person_pseudonym=row[2],
+        status=cast(ReportStatus, row[3]),
+        version=row[4],
+        highest_level=row[5],
+        critical=row[6],
+        has_newer_data=row[7],
+        content_hash=row[8],
+        rejection_reason=row[9],
+        signed_by=row[10],
+        signed_at=row[11],
+        reviewed_by=row[12],
+        reviewed_at=row[13],
+        published_by=row[14],
+        published_at=row[15],
+        created_at=row[16],
+        updated_at=row[17],
+        content_json=row[18],
+    )
 
 
 def find_report_id(session: Session, visit_id: str, *, actor: Actor) -> int:

@@ -102,6 +102,33 @@ class ReportDetail:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportJson:
+    """One report as the API serves it: the same fields as `ReportDetail` without `raw_record_version`, and the
+    content as the JSON text the database holds. A read of 15–55 kB of report JSON that decodes it only to encode it
+    again spends most of the request on that round trip; `content_json` is passed through as it is stored."""
+
+    report_id: int
+    visit_id: str
+    person_pseudonym: str | None
+    status: ReportStatus
+    version: int
+    highest_level: str | None
+    critical: bool
+    has_newer_data: bool
+    content_hash: str
+    rejection_reason: str | None
+    signed_by: str | None
+    signed_at: dt.datetime | None
+    reviewed_by: str | None
+    reviewed_at: dt.datetime | None
+    published_by: str | None
+    published_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    content_json: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReportVersionInfo:
     version: int
     status: ReportStatus

@@ -37,6 +37,7 @@ from zhujian.web.schemas import (
     TokenResponse,
     WorklistItem,
     WorklistPage,
+    json_response,
 )
 from zhujian.web.security import attempt_login, issue_api_token
 
@@ -116,7 +117,7 @@ def get_worklist(
     search: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=services.MAX_WORKLIST_LIMIT)] = 50,
     offset: Offset = 0,
-) -> WorklistPage:
+) -> Response:
     """Reports in work order: critical values first, then class A, class B, the rest; oldest exam first."""
     check_page_size(request, limit)
     filters: dict[str, Any] = {
@@ -130,7 +131,9 @@ def get_worklist(
     # A page that is not full is the last one: the total is known without counting.
     last_page = 0 < len(rows) < limit or (offset == 0 and not rows)
     total = offset + len(rows) if last_page else services.worklist_count(session, actor=actor, **filters)
-    return WorklistPage(total=total, limit=limit, offset=offset, items=[WorklistItem.of(r) for r in rows])
+    release_connection(session)  # here, in the route's worker thread: the session dependency then needs none
+    page = WorklistPage(total=total, limit=limit, offset=offset, items=[WorklistItem.of(r) for r in rows])
+    return json_response(page)
 
 
 @router.get("/reports/{report_id}.pdf", tags=["reports"], response_class=Response)
@@ -157,8 +160,10 @@ def render_report_pdf(session: Any, report_id: int, actor: Any) -> bytes:
 
 
 @router.get("/reports/{report_id}", response_model=ReportOut, tags=["reports"])
-def get_report(report_id: ReportId, session: DbSession, actor: ApiActor) -> ReportOut:
-    return ReportOut.of(services.get_report(session, report_id, actor=actor))
+def get_report(report_id: ReportId, session: DbSession, actor: ApiActor) -> Response:
+    report = services.get_report_json(session, report_id, actor=actor)
+    release_connection(session)  # here, in the route's worker thread: the session dependency then needs none
+    return ReportOut.json_of(report)
 
 
 @router.patch("/reports/{report_id}", response_model=ReportOut, tags=["reports"])

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhujian.kb.loader import KnowledgeBase
@@ -53,20 +54,37 @@ def web_state(request: Request) -> WebState:
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def database_session(request: Request) -> Iterator[Session]:
+async def database_session(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: committed when the route returns, rolled back when it raises. A request that
     may write begins it on the write engine (BEGIN IMMEDIATE on SQLite, see `zhujian.storage.db.write_engine`), so
-    concurrent writers queue instead of failing. A route ends it early with `release_connection` before slow work."""
+    concurrent writers queue instead of failing. A route ends it early with `release_connection` before slow work.
+
+    Async on purpose: making a Session touches no database, so it needs no worker thread; the commit or rollback
+    at the end takes one only when a transaction is still open. (A sync generator here costs two thread hops per
+    request, which under load is a large share of a short read's CPU.)"""
     factory = web_state(request).session_factory
     write_bind = capacity_of(request).write_bind if request.method not in READ_ONLY_METHODS else None
     session = factory(bind=write_bind) if write_bind is not None else factory()
+    try:
+        yield session
+    except BaseException:
+        if session.in_transaction():
+            await run_in_threadpool(_end_session, session, commit=False)
+        else:
+            session.close()
+        raise
+    if session.in_transaction():
+        await run_in_threadpool(_end_session, session, commit=True)
+    else:
+        session.close()
+
+
+def _end_session(session: Session, *, commit: bool) -> None:
     with session:
-        try:
-            yield session
-        except BaseException:
+        if commit:
+            session.commit()
+        else:
             session.rollback()
-            raise
-        session.commit()
 
 
 def release_connection(session: Session) -> None:
@@ -78,17 +96,24 @@ def release_connection(session: Session) -> None:
 
 # scope="function": commit before the response is sent, so a client that reads right after a write sees it.
 DbSession = Annotated[Session, Depends(database_session, scope="function")]
-State = Annotated[WebState, Depends(web_state)]
 
 
-def api_actor(request: Request, session: DbSession, state: State) -> Actor:
+async def _request_web_state(request: Request) -> WebState:
+    # Async: a plain attribute read must not take a worker thread (a sync dependency does).
+    return web_state(request)
+
+
+State = Annotated[WebState, Depends(_request_web_state)]
+
+
+def api_actor(request: Request, session: DbSession) -> Actor:
     """The user of a bearer token (`Authorization: Bearer ...`) that was issued after the user's last password
     change or deactivation; the API does not read cookies."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise not_authenticated()
-    claims = read_api_token(state.secret_key, token.strip())
+    claims = read_api_token(web_state(request).secret_key, token.strip())
     actor = token_actor(session, *claims) if claims is not None else None
     if actor is not None:
         # Keep the row in the session for the request: the services check the stored role again (`authorize`).

@@ -18,10 +18,9 @@ import hashlib
 import re
 
 from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from zhujian.web.security import request_is_https
+from zhujian.web.security import scope_is_https
 
 PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
@@ -72,16 +71,16 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        https = request_is_https(Request(scope))
+        https = scope_is_https(scope)
         if path in DOCS_PATHS:
             await self._documentation(scope, receive, send, https)
             return
 
+        cached = not path.startswith("/static/")
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                pdf = headers.get("content-type", "").startswith("application/pdf")
-                _apply(headers, path, PDF_POLICY if pdf else PAGE_POLICY, https)
+                message["headers"] = _with_security_headers(message.get("headers") or [], cached, https)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -109,6 +108,42 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, collect)
+
+
+def _raw_headers(policy: str, no_store: bool, https: bool) -> tuple[tuple[bytes, bytes], ...]:
+    headers = {"Content-Security-Policy": policy, **COMMON_HEADERS}
+    if no_store:
+        headers["Cache-Control"] = "no-store"
+    if https:
+        headers["Strict-Transport-Security"] = HSTS
+    return tuple((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items())
+
+
+# The headers added to every answer, encoded once per combination (PDF or not, no-store or not, HTTPS or not):
+# setting them one by one through MutableHeaders scans the header list each time, on every response.
+_RAW_HEADERS = {
+    (pdf, no_store, https): _raw_headers(PDF_POLICY if pdf else PAGE_POLICY, no_store, https)
+    for pdf in (False, True)
+    for no_store in (False, True)
+    for https in (False, True)
+}
+_SET_BY_US = frozenset(name for name, _ in _RAW_HEADERS[(False, True, True)])
+
+
+def _with_security_headers(
+    headers: list[tuple[bytes, bytes]], no_store: bool, https: bool
+) -> list[tuple[bytes, bytes]]:
+    """The response's own headers, less any it set itself that this middleware sets, plus this middleware's."""
+    pdf = False
+    kept = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"content-type" and value.startswith(b"application/pdf"):
+            pdf = True
+        if lowered not in _SET_BY_US:
+            kept.append((name, value))
+    kept.extend(_RAW_HEADERS[(pdf, no_store, https)])
+    return kept
 
 
 def _apply(headers: MutableHeaders, path: str, policy: str, https: bool) -> None:
