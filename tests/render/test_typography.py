@@ -77,6 +77,7 @@ def test_units_inside_free_text() -> None:
     assert display_units_in_text(text) == (
         "肌酐 118 µmol/L↑；eGFR 43.7 mL/min/1.73 m²；BMI 28 kg/m²；白细胞 6.2 ×10⁹/L；红细胞 4.5 ×10¹²/L"
     )
+    assert display_units_in_text("eGFR 30-59 mL/min/1.73m²（KDIGO）") == "eGFR 30-59 mL/min/1.73 m²（KDIGO）"
     # Identifiers and words that merely contain the letters are left alone.
     assert display_units_in_text("CYP2C19 gum/L m2m HbA1c") == "CYP2C19 gum/L m2m HbA1c"
 

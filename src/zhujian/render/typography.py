@@ -171,7 +171,7 @@ _UNIT_IN_TEXT = re.compile(
     r"(?<![A-Za-z0-9µ.])(?:[x×*]?10\s*[\^*]\s*-?\d+/u?L"
     r"|u(?:mol|g|IU|kat)/(?:L|dL|mL|g)"
     r"|/uL"
-    r"|(?:kg/|mL/min/1\.73\s?|1\.73\s?)m2"
+    r"|(?:kg/|mL/min/1\.73\s?|1\.73\s?)m2|1\.73m²"
     r")(?![A-Za-z0-9])"
 )
 
