@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 MICRO = "µ"  # U+00B5, the sign the knowledge base's own text uses
 
@@ -179,3 +181,36 @@ _UNIT_IN_TEXT = re.compile(
 def typeset(text: str) -> str:
     """Free text ready to print: units in print form, then Chinese punctuation tidied."""
     return tidy_zh(display_units_in_text(text))
+
+
+_COMPARISON_SIGNS = frozenset({">", "<", "≥", "≤", ">=", "<="})
+
+
+def measured_text(value: float | int | str | None, raw: str | None = None, qualifier: str | None = None) -> str:
+    """A result as the examinee's record states it: the record's own text when it is this very number (its digits,
+    its bound sign), else the value at its measured precision with the bound sign of `qualifier`."""
+    if isinstance(value, float) and raw is not None and raw_decimals(raw) is not None:
+        given = _NUMBER_IN_RAW.search(raw.replace(",", "").replace("，", ""))
+        tolerance = 0.5 * 10 ** -len((given.group(1) or "") if given else "")
+        if given is not None and math.isclose(float(given.group(0)), value, rel_tol=0, abs_tol=tolerance):
+            return raw.strip()
+    if value is None:
+        return raw or ""
+    sign = qualifier if qualifier in _COMPARISON_SIGNS and not isinstance(value, str) else ""
+    return f"{sign}{format_measured(value, raw)}"
+
+
+def jinja_filters() -> dict[str, Callable[..., str]]:
+    """The filters every page template uses to print: `unit`, `measured`, `result` (a report item's value as
+    measured) and `zh` (free text: units in print form and Chinese punctuation)."""
+
+    def result(item: Mapping[str, Any]) -> str:
+        return measured_text(item.get("value"), item.get("raw_value"), item.get("qualifier"))
+
+    def measured(value: float | int | str | None) -> str:
+        return format_measured(value)
+
+    def zh(text: str | None) -> str:
+        return typeset(text) if text else ""
+
+    return {"unit": display_unit, "measured": measured, "result": result, "zh": zh}
