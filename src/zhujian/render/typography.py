@@ -103,7 +103,8 @@ def format_measured(value: float | int | str | None, raw: str | None = None, dec
 
 # Chinese characters (CJK unified ideographs with extension A and compatibility ideographs) and full-width marks.
 CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-FULL_WIDTH_PUNCTUATION = "，。、；：？！（）【】〔〕《》〈〉「」『』“”‘’…—～"
+# The dash, ellipsis and swung dash are left out: English notes use them with spaces.
+FULL_WIDTH_PUNCTUATION = "，。、；：？！（）【】〔〕《》〈〉「」『』“”‘’"
 _CJK_CHAR = f"[{CJK}]"
 _FULL = f"[{FULL_WIDTH_PUNCTUATION}]"
 _HALF_TO_FULL = {",": "，", ";": "；", ":": "：", "?": "？", "!": "！"}
