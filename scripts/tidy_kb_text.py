@@ -8,7 +8,7 @@ author wrote them. A folded block scalar (`>-`) whose line break falls between t
 full-width punctuation is joined at that break: YAML folds a line break into a space, which is the stray space.
 
 Every rewritten file is checked by loading it before and after: the data must be equal except for the prose fields,
-and each prose field must equal tidy_zh of its old value.
+and each prose field must equal typography.typeset of its old value.
 
     python scripts/tidy_kb_text.py            # rewrite src/zhujian/kb/data/**.yaml and src/zhujian/group/data/**.yaml
     python scripts/tidy_kb_text.py --check    # list what would change; exit 1 if anything would
@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from zhujian.render.typography import CJK, FULL_WIDTH_PUNCTUATION, tidy_zh
+from zhujian.render.typography import CJK, FULL_WIDTH_PUNCTUATION, typeset
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIRS = (ROOT / "src" / "zhujian" / "kb" / "data", ROOT / "src" / "zhujian" / "group" / "data")
@@ -60,10 +60,10 @@ def _tidy_inline(value: str) -> str:
         end = value.rfind(quote)
         if end <= 0:
             return value
-        return quote + tidy_zh(value[1:end]) + value[end:]
+        return quote + typeset(value[1:end]) + value[end:]
     if " #" in value:  # a trailing comment: leave the line to the author
         return value
-    return tidy_zh(value)
+    return typeset(value)
 
 
 def _tidy_folded(lines: list[str]) -> list[str]:
@@ -78,7 +78,7 @@ def _tidy_folded(lines: list[str]) -> list[str]:
                 continue
         out.append(line)
     indent = " " * min((_indent_of(line) for line in out if line.strip()), default=0)
-    return [indent + tidy_zh(line.strip()) if line.strip() else line for line in out]
+    return [indent + typeset(line.strip()) if line.strip() else line for line in out]
 
 
 def tidy_yaml_text(text: str) -> str:
@@ -109,7 +109,7 @@ def tidy_yaml_text(text: str) -> str:
                 out.extend(_tidy_folded(body))
             else:  # literal: line breaks are content, each line is set on its own
                 out.extend(
-                    " " * _indent_of(b) + tidy_zh(b[_indent_of(b) :]) if b.strip() else b for b in body
+                    " " * _indent_of(b) + typeset(b[_indent_of(b) :]) if b.strip() else b for b in body
                 )
             i = block_end
             continue
@@ -124,12 +124,12 @@ def _expected(data: Any, key: str | None = None) -> Any:
     if isinstance(data, list):
         return [_expected(v, key) for v in data]
     if isinstance(data, str) and key in PROSE_KEYS:
-        return tidy_zh(data)
+        return typeset(data)
     return data
 
 
 def _verify(path: Path, old: str, new: str) -> None:
-    """The rewrite changed nothing but the prose fields, each to tidy_zh of its old value."""
+    """The rewrite changed nothing but the prose fields, each to typeset of its old value."""
     before, after = yaml.safe_load(old), yaml.safe_load(new)
     if after != _expected(before):
         raise SystemExit(f"{path}: the line edits would change more than the prose fields; edit this file by hand")

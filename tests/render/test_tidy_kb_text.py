@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +32,7 @@ conclusions:
       空腹血糖≥11.1 mmol/L或HbA1c≥9.0%。新发现者高血糖明显，
       指南建议此类新诊断患者可考虑短期胰岛素强化治疗；结合LDL-C
       target (mmol/L) 评估。
-    explanation: "您的血压、 血脂偏高,请复查。"
+    explanation: "您的血压、 血脂偏高,请复查。eGFR<60 mL/min/1.73m²者查肾功能。"
     follow_up: 1周内内分泌科就诊
     source: "中国2型糖尿病防治指南(2020年版): 糖尿病诊断标准; UNVERIFIED"
     aliases: [肌酐(酶法), CREA]
@@ -50,7 +51,7 @@ def test_prose_fields_are_set_and_everything_else_kept() -> None:
         "空腹血糖≥11.1 mmol/L或HbA1c≥9.0%。新发现者高血糖明显，指南建议此类新诊断患者可考虑短期胰岛素强化治疗；"
         "结合LDL-C target (mmol/L) 评估。"
     )
-    assert data["explanation"] == "您的血压、血脂偏高，请复查。"
+    assert data["explanation"] == "您的血压、血脂偏高，请复查。eGFR<60 mL/min/1.73 m²者查肾功能。"
     for untouched in ("source", "aliases", "note", "follow_up", "id"):
         assert data[untouched] == old[untouched]
     assert new.startswith("# 血糖 (a comment, left as written)\n")
@@ -73,3 +74,8 @@ def test_check_mode_reports_and_changes_nothing(tmp_path: Path) -> None:
         [sys.executable, str(SCRIPT), "--check", str(path)], capture_output=True, text=True, cwd=ROOT
     )
     assert again.returncode == 0 and "0 file(s)" in again.stdout
+
+
+def test_the_bundled_knowledge_base_prose_is_set(capsys: pytest.CaptureFixture[str]) -> None:
+    """KB authors run the script after editing prose; a file it would still change is listed here."""
+    assert _script().main(["--check"]) == 0, capsys.readouterr().out
