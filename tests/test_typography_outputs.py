@@ -139,8 +139,11 @@ class _TextNodes(HTMLParser):
         super().__init__()
         self.nodes: list[str] = []
         self._open: list[bool] = []  # per open element: whether its text is left out
+        self._pre = 0  # inside <pre> and <textarea>, line breaks are shown as line breaks
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("pre", "textarea"):
+            self._pre += 1
         if tag in _VOID:
             return
         classes = set((dict(attrs).get("class") or "").split())
@@ -148,6 +151,8 @@ class _TextNodes(HTMLParser):
         self._open.append(hidden or (bool(self._open) and self._open[-1]))
 
     def handle_endtag(self, tag: str) -> None:
+        if tag in ("pre", "textarea"):
+            self._pre -= 1
         if tag not in _VOID and self._open:
             self._open.pop()
 
@@ -156,7 +161,10 @@ class _TextNodes(HTMLParser):
         return bool(self._open) and self._open[-1]
 
     def handle_data(self, data: str) -> None:
-        text = re.sub(r"\s+", " ", data).strip()
+        if self._pre:
+            text = "\n".join(re.sub(r"[ \t]+", " ", line).strip() for line in data.splitlines()).strip()
+        else:
+            text = re.sub(r"\s+", " ", data).strip()
         if text and not self._hidden:
             self.nodes.append(text)
 
@@ -194,9 +202,9 @@ def test_the_scanner_finds_a_planted_fault(planted: str, fault: str) -> None:
 def test_html_text_keeps_visible_text_only() -> None:
     html = (
         "<p>血压、<b>血脂</b><br></p><script>var a = '， x';</script><svg><text>a， b</text></svg><td>148</td>"
-        '<dl class="texts"><dd>裸眼视力左:1.0</dd></dl><p>完</p>'
+        '<dl class="texts"><dd>裸眼视力左:1.0</dd></dl><p>完，\n  好</p><pre>一。\n   二</pre>'
     )
-    assert html_text(html) == "血压、\n血脂\n148\n完"
+    assert html_text(html) == "血压、\n血脂\n148\n完， 好\n一。\n二"
 
 
 # --- the outputs ---------------------------------------------------------------------------------------------------
@@ -252,6 +260,7 @@ def test_group_report(reports: dict[str, tuple[Case, dict[str, Any], str]]) -> N
 class Workbench:
     client: TestClient
     token: str  # the chief physician's API token, to store records
+    csrf: str  # the page session's CSRF token, for the htmx posts
 
 
 @pytest.fixture(scope="module")
@@ -274,13 +283,18 @@ def workbench(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory, k
             follow_redirects=False,
         )
         assert response.status_code == 303, response.text
-        yield Workbench(client, token)
+        page_csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text)
+        assert page_csrf
+        yield Workbench(client, token, page_csrf.group(1))
     engine.dispose()
 
 
 @pytest.mark.parametrize("name", [c.name for c in CASES])
 def test_workbench_review_page(
-    workbench: Workbench, reports: dict[str, tuple[Case, dict[str, Any], str]], name: str
+    workbench: Workbench,
+    reports: dict[str, tuple[Case, dict[str, Any], str]],
+    name: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     case, report, _ = reports[name]
     record = dict(case.record, visit_id=f"TYPO-{name.replace('/', '-')}")
@@ -292,6 +306,18 @@ def test_workbench_review_page(
     text = html_text(page.text)
     assert "检查结果" in text
     _assert_clean(f"workbench review page {name}", text, case, report)
+    # The narrative the workbench writes (the template's: no model is configured here).
+    monkeypatch.delenv("ZHUJIAN_LLM_BASE_URL", raising=False)
+    monkeypatch.delenv("ZHUJIAN_LLM_MODEL", raising=False)
+    generated = workbench.client.post(
+        f"/reports/{stored.json()['report_id']}/narrative/generate",
+        data={"expected_version": "1"},
+        headers={"X-CSRF-Token": workbench.csrf, "HX-Request": "true"},
+    )
+    assert generated.status_code == 200, generated.text
+    text = html_text(generated.text)
+    assert "【综述】" in text
+    _assert_clean(f"workbench narrative {name}", text, case, report)
 
 
 def _pdftotext() -> str:
