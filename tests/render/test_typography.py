@@ -16,6 +16,8 @@ from zhujian.render.typography import (
     display_unit,
     display_units_in_text,
     format_measured,
+    jinja_filters,
+    measured_text,
     raw_decimals,
     tidy_zh,
     typeset,
@@ -155,3 +157,32 @@ def test_tidy_zh_is_idempotent() -> None:
 
 def test_typeset_does_units_and_punctuation() -> None:
     assert typeset("血尿酸>420 umol/L, 建议低嘌呤饮食") == "血尿酸>420 µmol/L，建议低嘌呤饮食"
+
+
+@pytest.mark.parametrize(
+    ("value", "raw", "qualifier", "printed"),
+    [
+        (148.0, "148", None, "148"),
+        (6.2, "6.20", None, "6.20"),
+        (6.22, "> 6.22", ">", "> 6.22"),  # the record's own text, bound sign included
+        (11.8, "212", None, "11.8"),  # converted from mg/dL: the record's digits are another unit's
+        (6.22, None, ">", ">6.22"),
+        (148.0, None, None, "148"),
+        ("阴性", "阴性(-)", None, "阴性(-)"),  # a text result exactly as given
+        ("阴性", None, None, "阴性"),
+        (None, None, None, ""),
+    ],
+)
+def test_measured_text(value: float | str | None, raw: str | None, qualifier: str | None, printed: str) -> None:
+    assert measured_text(value, raw, qualifier) == printed
+
+
+def test_jinja_filters_print_a_report_item() -> None:
+    from jinja2 import Environment
+
+    environment = Environment(autoescape=True)
+    environment.filters.update(jinja_filters())
+    template = environment.from_string("{{ item|result }} {{ item.unit|unit }}；{{ prior|measured }}；{{ text|zh }}")
+    item = {"value": 512.0, "raw_value": "512", "unit": "umol/L", "qualifier": None}
+    printed = template.render(item=item, prior=468.0, text="血尿酸>420 umol/L， 建议复查")
+    assert printed == "512 µmol/L；468；血尿酸&gt;420 µmol/L，建议复查"

@@ -118,6 +118,7 @@ _HALF_PUNCT = re.compile(
     f"(?<=[{CJK}{FULL_WIDTH_PUNCTUATION}]) *([,;:?!]) *|(?<![A-Za-z0-9/]) *([,;:?!]) *(?=[{CJK}])"
     f"|(?<=[A-Za-z0-9%)\\]]) *([,;:?!]) *(?=[{CJK}])"
 )
+_CHINESE_OR_FULL = re.compile(f"[{CJK}{FULL_WIDTH_PUNCTUATION}]")
 # An innermost pair of half-width parentheses.
 _PAREN_PAIR = re.compile(r"\(([^()\n]*)\)")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
@@ -131,8 +132,7 @@ def _full_width_parens(text: str) -> str:
         before = text[start - 1] if start > 0 else ""
         after = text[end] if end < len(text) else ""
         inner = match.group(1)
-        chinese = re.compile(f"[{CJK}{FULL_WIDTH_PUNCTUATION}]")
-        if chinese.search(inner) or chinese.match(before or " ") or chinese.match(after or " "):
+        if any(_CHINESE_OR_FULL.search(part) for part in (inner, before, after)):
             return f"（{inner.strip()}）"
         return match.group(0)
 
@@ -195,9 +195,10 @@ def measured_text(value: float | int | str | None, raw: str | None = None, quali
         tolerance = 0.5 * 10 ** -len((given.group(1) or "") if given else "")
         if given is not None and math.isclose(float(given.group(0)), value, rel_tol=0, abs_tol=tolerance):
             return raw.strip()
-    if value is None:
-        return raw or ""
-    sign = qualifier if qualifier in _COMPARISON_SIGNS and not isinstance(value, str) else ""
+    if not isinstance(value, float | int) or isinstance(value, bool):
+        # A text result (阴性(-), 1+) is printed as the record gave it.
+        return raw if raw is not None else ("" if value is None else str(value))
+    sign = qualifier if qualifier in _COMPARISON_SIGNS else ""
     return f"{sign}{format_measured(value, raw)}"
 
 
