@@ -5,7 +5,8 @@ examples, the golden cases and the longitudinal cases (prior visits).
 The faults (GB/T 15834-2011 for punctuation, SI Brochure §5.4 for units):
 - a half-width space after a full-width punctuation mark;
 - a half-width , ; : ( ) ? between two Chinese characters;
-- an ASCII unit: umol/L, 10^9/L, 10^12/L, kg/m2, 1.73m2 (or 1.73m² without the space);
+- an ASCII unit: umol/L, 10^9/L, 10^12/L, kg/m2, 1.73m2 (or 1.73m² without the space), or ×10⁹ with a second
+  multiplication sign;
 - a number printed with a trailing ".0" where the record gave it without decimals (148 printed as 148.0).
 The scanner is shown to find each fault when one is planted.
 """
@@ -51,6 +52,7 @@ FAULTS: dict[str, re.Pattern[str]] = {
     "half-width punctuation between Chinese characters": re.compile(f"[{CJK}] *[,;:()?] *[{CJK}]"),
     "ASCII unit umol/L": re.compile(r"(?<![A-Za-z])umol/L"),
     "ASCII unit 10^n/L": re.compile(r"10\^(?:9|12)/L"),
+    "doubled multiplication sign": re.compile(r"[×x*]\s*×10"),
     "ASCII unit kg/m2": re.compile(r"kg/m2(?!\d)"),
     "ASCII unit 1.73m2": re.compile(r"1\.73 ?m2|1\.73m²"),
 }
@@ -187,6 +189,7 @@ def html_text(html: str) -> str:
         ("肌酐 118 umol/L↑", "ASCII unit umol/L"),
         ("白细胞 6.2 10^9/L", "ASCII unit 10^n/L"),
         ("红细胞 4.5 10^12/L", "ASCII unit 10^n/L"),
+        ("白细胞≤2.0××10⁹/L", "doubled multiplication sign"),
         ("体重指数 28 kg/m2↑", "ASCII unit kg/m2"),
         ("eGFR 43.7 mL/min/1.73m2", "ASCII unit 1.73m2"),
         ("上次 148.0 mmHg", "trailing .0 on a whole-number input"),

@@ -80,6 +80,9 @@ def test_units_inside_free_text() -> None:
         "肌酐 118 µmol/L↑；eGFR 43.7 mL/min/1.73 m²；BMI 28 kg/m²；白细胞 6.2 ×10⁹/L；红细胞 4.5 ×10¹²/L"
     )
     assert display_units_in_text("eGFR 30-59 mL/min/1.73m²（KDIGO）") == "eGFR 30-59 mL/min/1.73 m²（KDIGO）"
+    # A power of ten after its own multiplication sign keeps one sign (critical.yaml writes 2.0×10^9/L).
+    assert display_units_in_text("白细胞≤2.0×10^9/L：严重") == "白细胞≤2.0×10⁹/L：严重"
+    assert display_units_in_text("WBC 30x10^9/L, 血小板 ×10^9/L, 10^3/uL") == "WBC 30×10⁹/L, 血小板 ×10⁹/L, ×10³/µL"
     # Identifiers and words that merely contain the letters are left alone.
     assert display_units_in_text("CYP2C19 gum/L m2m HbA1c") == "CYP2C19 gum/L m2m HbA1c"
 

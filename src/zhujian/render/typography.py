@@ -167,12 +167,17 @@ def tidy_zh(text: str) -> str:
 def display_units_in_text(text: str) -> str:
     """ASCII unit spellings inside free text (advice, evidence, problems) in print form: `umol/L`, `10^9/L`,
     `kg/m2`, `1.73m2`. Only whole unit tokens are touched, so "m2" in an identifier is left alone."""
+    text = _POWER_IN_TEXT.sub(
+        lambda m: "×10" + m.group(1).translate(_SUPERSCRIPT) + "/" + m.group(2).replace("u", MICRO), text
+    )
     return _UNIT_IN_TEXT.sub(lambda m: display_unit(m.group(0)), text)
 
 
+# A count per litre written 10^9/L: after a number with its own multiplication sign ("2.0×10^9/L", "30x10^9/L"),
+# or on its own ("6.2 10^9/L", "×10^9/L"); either way printed once as ×10⁹/L.
+_POWER_IN_TEXT = re.compile(r"(?:(?<=\d)[×x*]|(?<![A-Za-z0-9µ.×*^])[×x*]?)10\s*[\^*]\s*(-?\d+)/(u?L)(?![A-Za-z0-9])")
 _UNIT_IN_TEXT = re.compile(
-    r"(?<![A-Za-z0-9µ.])(?:[x×*]?10\s*[\^*]\s*-?\d+/u?L"
-    r"|u(?:mol|g|IU|kat)/(?:L|dL|mL|g)"
+    r"(?<![A-Za-z0-9µ.])(?:u(?:mol|g|IU|kat)/(?:L|dL|mL|g)"
     r"|/uL"
     r"|(?:kg/|mL/min/1\.73\s?|1\.73\s?)m2|1\.73m²"
     r")(?![A-Za-z0-9])"
