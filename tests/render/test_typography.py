@@ -143,6 +143,7 @@ def test_format_measured_refuses_a_boolean() -> None:
         ("时间 10:30，比例 2:1", "时间 10:30，比例 2:1"),
         ("见 https://example.org/a?b=1,2 页", "见 https://example.org/a?b=1,2 页"),
         ("Fleischner (2017)", "Fleischner (2017)"),
+        ("Lp(a)升高，脂蛋白(a)偏高", "Lp(a)升高，脂蛋白（a）偏高"),  # brackets inside an ASCII token stay
         ("体检编号：X　性别：男", "体检编号：X　性别：男"),  # the ideographic space is deliberate
         ("第一行。\n   依据：", "第一行。\n   依据："),  # line breaks and indentation are layout
     ],

@@ -125,14 +125,17 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 
 
 def _full_width_parens(text: str) -> str:
-    """Half-width ( ) around Chinese text, or next to a Chinese character, become （）; "(-)" inside ASCII stays."""
+    """Half-width ( ) around Chinese text, or next to a Chinese character, become （）; "(-)" inside ASCII and
+    brackets inside an ASCII token ("Lp(a)") stay."""
 
     def replace(match: re.Match[str]) -> str:
         start, end = match.span()
         before = text[start - 1] if start > 0 else ""
         after = text[end] if end < len(text) else ""
         inner = match.group(1)
-        if any(_CHINESE_OR_FULL.search(part) for part in (inner, before, after)):
+        # "Lp(a)", "HbA1c(%)": brackets glued to an ASCII word belong to that token, whatever follows.
+        glued_to_ascii = before.isascii() and before.isalnum()
+        if _CHINESE_OR_FULL.search(inner + before) or (_CHINESE_OR_FULL.search(after) and not glued_to_ascii):
             return f"（{inner.strip()}）"
         return match.group(0)
 
