@@ -28,7 +28,7 @@ _STATUS = {"new": "新发现", "worse": "较上次加重", "improved": "较上�
 _FLAG_ARROW = {"high": "↑", "low": "↓", "abnormal": "异常"}
 _ABNORMAL_FLAGS = frozenset(_FLAG_ARROW)
 _NO_SECTION = "其他项目"
-_TEXT_NO_SECTION = "影像及其他检查"  # text results whose source named no section
+_TEXT_NO_SECTION = "其他检查"  # text results whose source named no section, beside others that did
 _ONLY_SECTION = "检验及测量项目"  # when the source gave no sections at all
 _DERIVED_SECTION = "计算指标"  # BMI, eGFR, non-HDL-C…: computed by the engine, not measured
 _ROLE_LABELS = {
@@ -301,7 +301,7 @@ _UNIT_DISPLAY = (
     ("10^9/L", "×10⁹/L"),
     ("10*12/L", "×10¹²/L"),
     ("10*9/L", "×10⁹/L"),
-    ("1.73m2", "1.73 m²"),
+    ("1.73m2", "1.73m²"),
     ("kg/m2", "kg/m²"),
 )
 
@@ -625,8 +625,10 @@ def _findings_only(labels_by_item: Mapping[str, list[str]]) -> list[TextResultVi
 def _text_groups(results: Sequence[TextResultView]) -> list[TextGroupView]:
     grouped: dict[str, list[TextResultView]] = {}
     for result in results:
-        grouped.setdefault(result.section or _TEXT_NO_SECTION, []).append(result)
-    return [TextGroupView(title=title, results=rows) for title, rows in grouped.items()]
+        grouped.setdefault(result.section, []).append(result)
+    if list(grouped) == [""]:  # the source named no sections: one list under the chapter heading
+        return [TextGroupView(title="", results=grouped[""])]
+    return [TextGroupView(title=title or _TEXT_NO_SECTION, results=rows) for title, rows in grouped.items()]
 
 
 # ----------------------------------------------------------------------------------------------- trends
@@ -725,7 +727,7 @@ def _risk_words(a: Mapping[str, Any]) -> str:
     if model == "egfr" and number("egfr") is not None:
         stages = [_text(result[k]) for k in ("G", "A") if result.get(k)]
         stages = [f"{s}期（{_KDIGO_WORDS[s]}）" if s in _KDIGO_WORDS else s for s in stages]
-        text = f"估算肾小球滤过率 {number('egfr')} mL/min/1.73 m²"
+        text = f"估算肾小球滤过率 {number('egfr')} {_unit('mL/min/1.73m2')}"
         return text + (f"，{'，'.join(stages)}。" if stages else "。")
     if model == "metabolic-syndrome" and isinstance(result.get("criteria_met"), list):
         met = [_prose(m) for m in result["criteria_met"]]
@@ -735,7 +737,7 @@ def _risk_words(a: Mapping[str, Any]) -> str:
         treated = "（正在服用降压药）" if inputs.get("on_treatment") else ""
         return f"本次血压 {number('sbp', inputs)}/{number('dbp', inputs)} mmHg{treated}，属于{category}。"
     if model == "bmi-class" and number("bmi", inputs):
-        return f"体重指数 {number('bmi', inputs)} kg/m²，属于{category}（18.5 至 23.9 为正常）。"
+        return f"体重指数 {number('bmi', inputs)} {_unit('kg/m2')}，属于{category}。"
     if model == "waist-class" and number("waist_cm", inputs):
         return f"腰围 {number('waist_cm', inputs)} cm，属于{category}。"
     return f"{category}。" if category else "已评估。"
