@@ -243,6 +243,38 @@ def test_render_html_groups_results_by_section_in_source_order(
     assert "与上次比较" in html and "较上次" in html
 
 
+def _results_chapter(html: str) -> str:
+    return html[html.index('<h2 class="results-heading">') : html.index("<h2>影像、心电图及体格检查")]
+
+
+def _section_table(html: str, title: str) -> str:
+    chapter = _results_chapter(html)
+    start = chapter.index(f"<h3>{title}")
+    return chapter[start : chapter.index("</table>", start)]
+
+
+def test_render_html_results_without_source_sections_use_the_kb_sections(
+    critical: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    report, record = critical
+    assert all("section" not in item for item in record["items"])  # the source names no sections
+    html = render_patient_report_html(report, record)
+    # The KB files potassium and sodium under 电解质 (items/electrolytes.yaml), haemoglobin under 血常规.
+    electrolytes = _section_table(html, "电解质")
+    assert "<td>钾</td>" in electrolytes and "<td>钠</td>" in electrolytes
+    assert "<td>血红蛋白</td>" in _section_table(html, "血常规")
+    assert "<h3>检验及测量项目" not in html
+
+
+def test_render_html_change_column_only_where_there_is_an_earlier_value(
+    metabolic: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    html = render_patient_report_html(*metabolic)
+    # The earlier visit measured total cholesterol, not the blood count.
+    assert "与上次比较" in _section_table(html, "血脂")
+    assert "与上次比较" not in _section_table(html, "血常规")
+
+
 def _conclusion_block(html: str, name: str) -> str:
     blocks = [b for b in html.split('<div class="conclusion')[1:] if f"</span>{escape(name)}" in b]
     assert len(blocks) == 1, f"expected one conclusion block for {name}"

@@ -203,6 +203,7 @@ class ItemSection:
     title: str
     rows: list[ItemRow]
     abnormal_count: int
+    show_change: bool = False  # a column "与上次比较" only where a result of this section has an earlier value
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,9 +538,19 @@ def _conclusions(
     return out
 
 
+def _kb_section(item_id: Any) -> str | None:
+    """The section (血常规, 电解质…) the knowledge base files an item under, for sources that name no sections."""
+    # Imported here: loading the knowledge base takes a second or two, and most sources name their sections.
+    from zhujian.kb.loader import default_kb
+
+    item = default_kb().items.get(_text(item_id))
+    return item.section if item is not None else None
+
+
 def _item_sections(items: Sequence[Mapping[str, Any]]) -> list[ItemSection]:
-    # Sections keep the order in which the source listed them, which is the order of the paper form.
-    grouped: dict[str, list[ItemRow]] = {}
+    # Sections keep the order in which the source listed them, which is the order of the paper form. An item the
+    # source gave no section is filed under its knowledge-base section, so that results are never one long list.
+    grouped: dict[str, list[tuple[ItemRow, bool]]] = {}
     for item in items:
         flag = _text(item.get("flag"))
         critical = bool(item.get("critical"))
@@ -554,16 +565,19 @@ def _item_sections(items: Sequence[Mapping[str, Any]]) -> list[ItemSection]:
             change=_prose(item.get("change")),
             judged_normal=flag == "normal" and not critical,
         )
-        section = _text(item.get("section")) or (_DERIVED_SECTION if item.get("derived") else _NO_SECTION)
-        grouped.setdefault(section, []).append(row)
+        section = _text(item.get("section")) or (
+            _DERIVED_SECTION if item.get("derived") else (_kb_section(item.get("item_id")) or _NO_SECTION)
+        )
+        grouped.setdefault(section, []).append((row, bool(item.get("change"))))
     only_unsectioned = set(grouped) <= {_NO_SECTION, _DERIVED_SECTION}
     if _DERIVED_SECTION in grouped:  # computed values follow what was measured
         grouped[_DERIVED_SECTION] = grouped.pop(_DERIVED_SECTION)
     return [
         ItemSection(
             title=_ONLY_SECTION if only_unsectioned and title == _NO_SECTION else title,
-            rows=rows,
-            abnormal_count=sum(1 for r in rows if r.abnormal),
+            rows=[row for row, _ in rows],
+            abnormal_count=sum(1 for row, _ in rows if row.abnormal),
+            show_change=any(changed for _, changed in rows),
         )
         for title, rows in grouped.items()
     ]
