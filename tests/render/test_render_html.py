@@ -178,6 +178,14 @@ def test_render_html_summary_says_what_is_fine(metabolic: tuple[dict[str, Any], 
     assert "肝脏" not in texts.group(1).split("、")
 
 
+def test_render_html_summary_never_calls_cited_results_fine(critical: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    report, record = critical
+    # Blood pressure 138/82 is inside 90-139/60-89 yet it is the evidence of 血压正常高值; every other section of this
+    # record has an abnormal result. Nothing is listed as fine.
+    assert any(c["id"] == "bp_high_normal" for c in report["conclusions"])
+    assert "结果正常的项目" not in _summary_page(render_patient_report_html(report, record))
+
+
 def test_render_html_important_conclusion_is_urgent_even_without_an_alert(
     critical: tuple[dict[str, Any], dict[str, Any]],
 ) -> None:

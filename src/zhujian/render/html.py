@@ -196,6 +196,7 @@ class ItemRow:
     reference: str
     change: str
     judged_normal: bool = False
+    cited: bool = False  # evidence of a conclusion
 
 
 @dataclass(frozen=True, slots=True)
@@ -547,7 +548,7 @@ def _kb_section(item_id: Any) -> str | None:
     return item.section if item is not None else None
 
 
-def _item_sections(items: Sequence[Mapping[str, Any]]) -> list[ItemSection]:
+def _item_sections(items: Sequence[Mapping[str, Any]], cited: frozenset[str] = frozenset()) -> list[ItemSection]:
     # Sections keep the order in which the source listed them, which is the order of the paper form. An item the
     # source gave no section is filed under its knowledge-base section, so that results are never one long list.
     grouped: dict[str, list[tuple[ItemRow, bool]]] = {}
@@ -564,6 +565,7 @@ def _item_sections(items: Sequence[Mapping[str, Any]]) -> list[ItemSection]:
             reference=_reference(item),
             change=_prose(item.get("change")),
             judged_normal=flag == "normal" and not critical,
+            cited=_text(item.get("item_id")) in cited,
         )
         section = _text(item.get("section")) or (
             _DERIVED_SECTION if item.get("derived") else (_kb_section(item.get("item_id")) or _NO_SECTION)
@@ -820,8 +822,14 @@ def _summary(
         for c in conclusions
         if c.name not in urgent_titles
     ]
+    # A section is fine when its judged results are inside their ranges and no conclusion cites any of them: blood
+    # pressure 138/82 is inside 90-139/60-89 and still the evidence of 血压正常高值.
     fine_sections = [
-        s.title for s in sections if s.abnormal_count == 0 and any(r.judged_normal for r in s.rows)
+        s.title
+        for s in sections
+        if s.abnormal_count == 0
+        and any(r.judged_normal for r in s.rows)
+        and not any(r.cited for r in s.rows)
     ]
     fine_texts = [
         t.item for t in text_results if t.text and not t.findings and t.item not in incomplete_texts
@@ -859,7 +867,13 @@ def build_patient_report_view(
     comparison = report.get("comparison") if isinstance(report.get("comparison"), Mapping) else None
     signature_views = _signatures(signatures)
     measured = [i for i in items if i.get("value") is not None]
-    sections = _item_sections(items)
+    cited = frozenset(
+        _text(e.get("item_id"))
+        for c in conclusions
+        for e in c.get("evidence") or []
+        if isinstance(e, Mapping) and e.get("item_id")
+    )
+    sections = _item_sections(items, cited)
     problems = [_prose(p.get("message")) for p in _list_of_dicts(report, "problems") if p.get("message")]
     alerts = _alerts(report, conclusions)
     conclusion_views = _conclusions(conclusions, exam_date, report)
