@@ -87,9 +87,10 @@ def test_render_html_has_summary_page_and_every_conclusion(critical: tuple[dict[
     ):
         assert text in html
     assert report["conclusions"], "the critical example must have conclusions"
+    squeezed = re.sub(r"\s+", "", html)
     for conclusion in report["conclusions"]:
         assert str(escape(conclusion["name"])) in html
-        assert str(escape(conclusion["explanation"].strip())) in html
+        assert re.sub(r"\s+", "", str(escape(conclusion["explanation"]))) in squeezed
         # The KB's advice is written for physicians (drug names, guideline stages): the examinee never reads it.
         assert str(escape(conclusion["advice"].strip())) not in html
         assert conclusion["icd10"] not in html

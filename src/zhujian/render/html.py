@@ -313,9 +313,13 @@ def _unit(value: Any) -> str:
     return _prose(value)
 
 
+# Folded YAML lines leave a space after full-width punctuation ("肥肉、 油炸食品"); Chinese text has none there.
+_SPACE_AFTER_CJK_PUNCTUATION = re.compile(r"(?<=[，。；：、！？）」”])[ \t\n]+")
+
+
 def _prose(value: Any) -> str:
     """Free text from the report or the knowledge base, with units inside it printed as `_unit` prints them."""
-    text = _text(value).strip()
+    text = _SPACE_AFTER_CJK_PUNCTUATION.sub("", _text(value).strip())
     for raw, shown in _UNIT_DISPLAY:
         text = text.replace(raw, shown)
     return text
