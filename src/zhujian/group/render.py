@@ -10,6 +10,7 @@ from typing import Any
 
 from zhujian.group.aggregate import SEX_LABELS
 from zhujian.group.charts import age_sex_chart, category_chart, prevalence_chart
+from zhujian.render.typography import typeset
 
 _NONE_CELL = {"n": None, "share": None, "suppressed": False}
 
@@ -33,9 +34,26 @@ def _change(value: float | None) -> str:
     return f"{value:+.1f}"
 
 
+# Citations keep their own punctuation; identifiers and dates are not prose.
+_NOT_PROSE = frozenset({"source", "icd10", "generated_at", "by", "first", "last", "model"})
+
+
+def _typeset_prose(value: Any, key: str | None = None) -> Any:
+    """A copy of the group report with every printed Chinese string set (units, full-width punctuation)."""
+    if isinstance(value, str):
+        return value if key in _NOT_PROSE else typeset(value)
+    if isinstance(value, Mapping):
+        # Keys are set too: age-band labels are both values (row.age_band) and keys (c.by_age_band[...]).
+        return {(typeset(k) if isinstance(k, str) else k): _typeset_prose(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typeset_prose(v, key) for v in value]
+    return value
+
+
 def render_group_html(group: Mapping[str, Any]) -> str:
     from jinja2 import Environment, select_autoescape
 
+    group = _typeset_prose(group)
     environment = Environment(autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
     environment.filters["count"] = _count
     environment.filters["share"] = _share

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from zhujian.domain.report import Conclusion, Report
+from zhujian.domain.report import Conclusion, CriticalAlert, Report
 from zhujian.narrate.base import register_narrator
+from zhujian.render.typography import display_unit, format_measured, typeset
 
 _SEX = {"male": "男", "female": "女", "unknown": "未知"}
 _LEVEL = {"A": "A类重要异常", "B": "B类重要异常"}
@@ -74,7 +75,7 @@ def _risk_lines(report: Report) -> list[str]:
             elif a["model"] == "cdrs":
                 text = f"{result['score']} 分（{a['category']}，≥25 分为糖尿病高危）"
             elif a["model"] == "egfr":
-                text = f"eGFR {result['egfr']} mL/min/1.73m²，{result['G']}" + (
+                text = f"eGFR {format_measured(result['egfr'])} {display_unit('mL/min/1.73m2')}，{result['G']}" + (
                     f"，{result['A']}" if "A" in result else ""
                 )
             elif a["model"] == "metabolic-syndrome":
@@ -112,6 +113,17 @@ def _comparison_lines(report: Report) -> list[str]:
     return lines
 
 
+def _alert_value(report: Report, alert: CriticalAlert) -> str:
+    """The alert's value as measured (the record's own digits when the item is in the report) with its unit."""
+    if alert.value is None:
+        return ""
+    if not isinstance(alert.value, float):
+        return f"（{alert.value}）"
+    raw = next((i.raw_value for i in report.items if alert.item_id and i.item_id == alert.item_id), None)
+    unit = display_unit(alert.unit)
+    return f"（{format_measured(alert.value, raw)}{' ' + unit if unit else ''}）"
+
+
 class TemplateNarrator:
     name = "template"
 
@@ -120,14 +132,7 @@ class TemplateNarrator:
         if report.critical:
             lines += ["", "【危急值及重要异常结果】"]
             for alert in report.critical:
-                value = ""
-                if alert.value is not None:
-                    value = (
-                        f"（{alert.value:g}{' ' + alert.unit if alert.unit else ''}）"
-                        if isinstance(alert.value, float)
-                        else f"（{alert.value}）"
-                    )
-                lines.append(f"  ▲ {alert.level}类：{alert.reason}{value}")
+                lines.append(f"  ▲ {alert.level}类：{alert.reason}{_alert_value(report, alert)}")
         lines += ["", "【综述】", _summary(report), "", "【主检结论及建议】"]
         if not report.conclusions:
             lines.append("本次体检未见明显异常，建议保持健康生活方式，定期体检。")
@@ -144,7 +149,9 @@ class TemplateNarrator:
         if report.problems:
             lines += ["", "【数据质量提示】"]
             lines += [f"  - {p.message}" for p in report.problems]
-        return "\n".join(lines) + "\n"
+        # The KB's texts and the pipeline's evidence keep ASCII unit keys (umol/L, kg/m2) and may carry
+        # half-width punctuation: the printed report sets both once, here.
+        return typeset("\n".join(lines)) + "\n"
 
 
 register_narrator("template", TemplateNarrator)

@@ -9,6 +9,7 @@ from zhujian.domain.report import Report
 from zhujian.narrate.template import TemplateNarrator, _summary
 from zhujian.narration.answer import Answer
 from zhujian.narration.model import TEMPLATE_FORMAT_VERSION, Narrative
+from zhujian.render.typography import display_unit, typeset
 
 _SEX = {"male": "男", "female": "女", "unknown": "未知"}
 _LEVEL = {"A": "A类重要异常", "B": "B类重要异常"}
@@ -56,7 +57,7 @@ def render_answer(report: dict[str, Any], answer: Answer, note: str | None = AI_
         for alert in alerts:
             value = ""
             if alert.get("value") is not None:
-                unit = f" {alert['unit']}" if alert.get("unit") else ""
+                unit = f" {display_unit(alert['unit'])}" if alert.get("unit") else ""
                 value = f"（{_number(alert['value'])}{unit}）"
             lines.append(f"  ▲ {alert.get('level')}类：{alert.get('reason')}{value}")
     lines += ["", "【综述】", answer.summary.strip(), "", "【主检结论解读】"]
@@ -84,4 +85,5 @@ def render_answer(report: dict[str, Any], answer: Answer, note: str | None = AI_
         lines += ["", "【复查与随访安排】"] + [f"  - {t.strip()}" for t in answer.follow_up if t.strip()]
     if note:
         lines += ["", note]
-    return "\n".join(lines) + "\n"
+    # Set like the template's text: SI units and full-width Chinese punctuation, whatever the model wrote.
+    return typeset("\n".join(lines)) + "\n"

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 from zhujian import __version__
 from zhujian.alerts.clock import Clock
 from zhujian.kb.loader import KnowledgeBase, default_kb
+from zhujian.render.typography import jinja_filters
 from zhujian.settings import Settings, load_settings
 from zhujian.storage.db import create_session_factory, engine_from_settings
 from zhujian.web import alerts_api, alerts_pages, api, group_pages, pages, qc_pages
@@ -66,6 +67,7 @@ def create_app(
     app.state.throttle = throttle or LoginThrottle(factory, secret_key, ThrottlePolicy.from_settings(settings))
     install_access_log_filter()
     app.state.templates = Jinja2Templates(directory=str(_package_dir() / "templates"))
+    app.state.templates.env.filters.update(jinja_filters())  # units, measured numbers, Chinese punctuation
     install_error_handlers(app)
     install_capacity(app, settings, factory)
     app.include_router(api.router)
