@@ -18,6 +18,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from zhujian.render.typography import display_unit, format_measured, measured_text, typeset
+
 DEFAULT_CENTER_NAME = "健康体检中心"
 
 # China keeps one time zone and no daylight saving, so a fixed offset needs no tz database.
@@ -292,41 +294,25 @@ def _text(value: Any) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- typography
-# Every unit, number and free text the examinee reads passes through `_unit`, `_number` and `_prose`, so that the
-# shared typography rules can replace these three at one place.
-
-# ASCII spellings of units as sources write them, and how a printed report shows them.
-_UNIT_DISPLAY = (
-    ("umol/L", "µmol/L"),
-    ("μmol/L", "µmol/L"),
-    ("10^12/L", "×10¹²/L"),
-    ("10^9/L", "×10⁹/L"),
-    ("10*12/L", "×10¹²/L"),
-    ("10*9/L", "×10⁹/L"),
-    ("1.73m2", "1.73m²"),
-    ("kg/m2", "kg/m²"),
-)
+# Every unit, number and free text the examinee reads passes through `_unit`, `_number`, `_value` and `_prose`,
+# which apply the typography shared by every printed output (zhujian.render.typography).
 
 
 def _unit(value: Any) -> str:
     """A unit as printed: µmol/L, ×10⁹/L, kg/m²."""
-    return _prose(value)
-
-
-# Folded YAML lines leave a space after full-width punctuation ("肥肉、 油炸食品"); Chinese text has none there.
-_SPACE_AFTER_CJK_PUNCTUATION = re.compile(r"(?<=[，。；：、！？）」”])[ \t\n]+")
+    return display_unit(_text(value))
 
 
 def _prose(value: Any) -> str:
-    """Free text from the report or the knowledge base, with units inside it printed as `_unit` prints them."""
-    text = _SPACE_AFTER_CJK_PUNCTUATION.sub("", _text(value).strip())
-    for raw, shown in _UNIT_DISPLAY:
-        text = text.replace(raw, shown)
-    return text
+    """Free text from the report or the knowledge base: units in print form, Chinese punctuation per GB/T 15834."""
+    return typeset(_text(value).strip())
 
 
-def _number(value: float) -> str:
-    """Results as a lab prints them: no trailing zeros, two decimals at most, small values kept significant."""
+def _number(value: float, raw: str | None = None) -> str:
+    """A number at the precision it was measured when the record's text of it is known; otherwise as a lab prints a
+    computed value: no trailing zeros, two decimals at most, small values kept significant."""
+    if raw is not None:
+        return format_measured(value, raw)
     if value != 0 and abs(value) < 0.1:
         return f"{value:.3g}"
     shown = f"{value:.2f}".rstrip("0").rstrip(".")
@@ -335,16 +321,18 @@ def _number(value: float) -> str:
 
 def _value(item: Mapping[str, Any]) -> str:
     value = item.get("value")
-    qualifier = _text(item.get("qualifier"))
-    prefix = qualifier if qualifier in (">", "<", "≥", "≤", ">=", "<=") else ""
+    raw = item.get("raw_value")
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int | float):
-        return f"{prefix}{_number(float(value))}"
+        if raw in (None, ""):
+            qualifier = _text(item.get("qualifier"))
+            prefix = qualifier if qualifier in (">", "<", "≥", "≤", ">=", "<=") else ""
+            return f"{prefix}{_number(float(value))}"
+        return measured_text(float(value), _text(raw), _text(item.get("qualifier")) or None)
     if value is not None and str(value).strip():
-        return str(value)
-    raw = item.get("raw_value")
-    return _text(raw) if raw not in (None, "") else "—"
+        return _prose(value)
+    return _prose(raw) if raw not in (None, "") else "—"
 
 
 def _reference(item: Mapping[str, Any]) -> str:
@@ -626,7 +614,8 @@ def _text_results(findings: Sequence[Mapping[str, Any]], record: Mapping[str, An
                 TextResultView(
                     item=_prose(item),
                     section=_prose(t.get("section")),
-                    text=_prose(t.get("text")),
+                    # The original description is quoted as the examining physician wrote it, not re-typeset.
+                    text=_text(t.get("text")).strip(),
                     findings=labels_by_item.pop(item, []),
                 )
             )
@@ -693,7 +682,9 @@ def _trends(items: Sequence[Mapping[str, Any]], exam_date: str) -> list[TrendVie
                 _text(item.get("flag")) in _ABNORMAL_FLAGS or bool(item.get("critical")),
             )
         )
-        labels = [_number(p.value) for p in points]
+        raw = item.get("raw_value")
+        labels = [_number(p.value) for p in points[:-1]]
+        labels.append(_number(points[-1].value, _text(raw) if isinstance(raw, str) and raw.strip() else None))
         name = _prose(item.get("name")) or _prose(item.get("source_name"))
         unit = _unit(item.get("unit"))
         low, high = item.get("ref_low"), item.get("ref_high")
