@@ -43,6 +43,19 @@ def test_render_cli_writes_html_preview(files: tuple[Path, Path, dict[str, Any]]
     html = out.read_text(encoding="utf-8")
     assert "某中心" in html and report["conclusions"][0]["name"] in html
     assert "右侧乳腺外上象限" in html  # an original text result: only the record has it
+    assert "without --record" not in result.output
+
+
+def test_render_cli_says_when_the_original_texts_are_missing(
+    files: tuple[Path, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    report_path, _, _ = files
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["pdf", str(report_path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "without --record" in result.output and "--record RECORD.json" in result.output
+    html = out.read_text(encoding="utf-8")
+    assert "右侧乳腺外上象限" not in html and "检查所见的原文请见各项检查的报告单" in html
 
 
 def test_render_cli_writes_pdf(files: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:

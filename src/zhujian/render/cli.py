@@ -32,8 +32,10 @@ def pdf_command(
     ] = None,
     center_name: Annotated[str | None, typer.Option("--center-name", help="name printed on the cover")] = None,
 ) -> None:
-    """Write the examinee's report (A4, zh-CN): cover, critical results, conclusions with advice and follow-up
-    dates, risk assessment, result tables and text findings. Unsigned reports are marked as drafts."""
+    """Write the examinee's report (A4, zh-CN): a one-page summary (urgent results, what to recheck and when, what
+    is fine), then each conclusion explained with what to do, risk results in words, trend charts of results measured
+    at earlier visits, result tables by section, and the imaging/ECG descriptions (with --record). Unsigned reports
+    are marked as drafts."""
     from zhujian.render import (
         DEFAULT_CENTER_NAME,
         PdfUnavailableError,
@@ -51,6 +53,13 @@ def pdf_command(
             err=True,
         )
         raise typer.Exit(2)
+    if record is None and report.get("findings"):
+        # The report JSON keeps the findings read from the texts, not the texts: the record has the descriptions.
+        typer.echo(
+            "note: without --record the imaging/ECG section lists only the findings; "
+            "pass --record RECORD.json to print the original descriptions",
+            err=True,
+        )
     center = center_name or DEFAULT_CENTER_NAME
     try:
         if out.suffix.lower() in (".html", ".htm"):
