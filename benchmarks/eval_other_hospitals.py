@@ -6,7 +6,8 @@ benchmarks/eval_findings.py), the `incomplete` flag, per-lesion category accurac
 each labelled lesion against the finding of the same ICD-10 category and side) and the category-dependent
 conclusions of the report (BI-RADS ≥ 4 → breast_nodule_birads4, C-TIRADS ≥ 4 → thyroid_nodule_tirads4 …).
 
-python benchmarks/eval_other_hospitals.py              # table per organ group
+python benchmarks/eval_other_hospitals.py              # table per organ group (both halves)
+python benchmarks/eval_other_hospitals.py --half test  # only the held-out half
 python benchmarks/eval_other_hospitals.py --errors 40  # also list disagreements
 """
 
@@ -36,9 +37,11 @@ CATEGORY_CONCLUSIONS = frozenset(
 _EQUIVALENT = {"E07": "E06"}
 
 
-def load_set(organ: str) -> list[dict[str, Any]]:
+def load_set(organ: str, half: str = "all") -> list[dict[str, Any]]:
+    """The labelled texts of one organ group; `half` "dev" (studied while tuning), "test" (held out) or "all"."""
     with (DATA / f"{organ}.jsonl").open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        entries = [json.loads(line) for line in handle if line.strip()]
+    return entries if half == "all" else [e for e in entries if e["half"] == half]
 
 
 def _icd(code: str) -> str:
@@ -81,8 +84,8 @@ def category_conclusions(kb: KnowledgeBase, item: str, text: str) -> set[str]:
     return {c.conclusion_id for c in report.conclusions} & CATEGORY_CONCLUSIONS
 
 
-def score_organ(kb: KnowledgeBase, organ: str) -> OrganResult:
-    entries = load_set(organ)
+def score_organ(kb: KnowledgeBase, organ: str, half: str = "all") -> OrganResult:
+    entries = load_set(organ, half)
     gold = [{"key": e["id"], "findings": e["findings"]} for e in entries]
     texts = {e["id"]: (e["item"], e["text"], 1) for e in entries}
     scores = score_gold(kb, gold, texts)
@@ -124,9 +127,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--errors", type=int, default=0, help="list up to this many disagreements per organ group")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument(
+        "--half", choices=("dev", "test", "all"), default="all", help="score the dev half, the held-out test half or both"
+    )
     args = parser.parse_args()
     kb = load_kb()
-    results = [score_organ(kb, organ) for organ in ORGANS]
+    results = [score_organ(kb, organ, args.half) for organ in ORGANS]
     if args.json:
         print(json.dumps({r.organ: r.as_dict() for r in results}, ensure_ascii=False, indent=2))
     else:
