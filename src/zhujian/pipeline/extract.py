@@ -63,6 +63,7 @@ _CATEGORY_NAMES = {
     "tirads": "TI-RADS",
     "birads": "BI-RADS",
     "lungrads": "Lung-RADS",
+    "tr": "TI-RADS",  # ACR TI-RADS levels are written TR1-TR5
 }
 _RATE = re.compile(r"(\d{2,3})\s*(?:次/分|次/min|bpm|次每分|次)", re.IGNORECASE)
 _SENTENCE_END = "。；;\n"
