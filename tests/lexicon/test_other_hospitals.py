@@ -176,3 +176,15 @@ def test_normal_anatomy_in_other_words(item: str, text: str) -> None:
 )
 def test_gynaecological_wording(text: str, expected: set[str]) -> None:
     assert {f.finding_id for f in _findings("妇科超声", text)} == expected
+
+
+def test_a_number_after_a_comparison_is_a_value_not_a_list_item() -> None:
+    # E/A<1 followed by item 4 of the list: the ratio must stay readable (ASE/EACVI 2016: E/A < 1 impaired relaxation).
+    found = _findings("超声所见", "二尖瓣血流频谱：E/A<14.左心功能：EF：64％")
+    assert "heart_lv_diastolic" in {f.finding_id for f in found}
+
+
+def test_each_summary_item_is_its_own_diagnosis() -> None:
+    # Before list numbers ended a diagnosis, 主动脉瓣 in the same run vetoed 主动脉硬化 (an exclude of the sentence).
+    found = _findings("超声所见", "小结：1.主动脉瓣钙化2.主动脉硬化3.左室舒张功能减低")
+    assert {"heart_aortic_valve_other", "heart_aortic_sclerosis", "heart_lv_diastolic"} <= {f.finding_id for f in found}

@@ -78,8 +78,9 @@ _DIAGNOSIS_CLOSE = re.compile(r"\(([^()]{0,24})\)(?=[\u4e00-\u9fff])")
 _HAS_CJK = re.compile(r"[\u4e00-\u9fff]")
 # Numbered conclusion lists (`1.右乳结节（BI-RADS 4a类）2.左乳囊肿（BI-RADS 2类）`, `1、…2、…`, `①…②…`) often sit on one
 # line: each number starts a new diagnosis, so it becomes a line break (the number is blanked, spans stay valid) and
-# each diagnosis keeps its own category, side and negation. A number after a RADS name is a category, not an item.
-_LIST_NUMBER = re.compile(r"(?<![\d.A-Za-z])(?<!RADS )(?<!RADS)\d{1,2}[.、](?=\s*[\u4e00-\u9fff])")
+# each diagnosis keeps its own category, side and negation. A number after a RADS name is a category, and one after a
+# comparison or a colon is a value (`E/A<14.左心功能` is E/A<1 then item 4), not an item.
+_LIST_NUMBER = re.compile(r"(?<![\d.A-Za-z<>=≤≥/:~+-])(?<!RADS )(?<!RADS)\d{1,2}[.、](?=\s*[\u4e00-\u9fff])")
 # Enclosed list numbers: ①-⑳, ⑴-⒇ and ⒈-⒛ (NFKC would turn them into plain digits).
 _ENCLOSED_NUMBERS = {code: "\n" for code in range(0x2460, 0x249C)}
 
