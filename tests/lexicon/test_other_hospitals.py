@@ -185,6 +185,6 @@ def test_a_number_after_a_comparison_is_a_value_not_a_list_item() -> None:
 
 
 def test_each_summary_item_is_its_own_diagnosis() -> None:
-    # Before list numbers ended a diagnosis, 主动脉瓣 in the same run vetoed 主动脉硬化 (an exclude of the sentence).
-    found = _findings("超声所见", "小结：1.主动脉瓣钙化2.主动脉硬化3.左室舒张功能减低")
+    # 主动脉瓣钙化 listed after 主动脉硬化 must not veto it (the aortic-sclerosis exclude reads the whole sentence).
+    found = _findings("超声所见", "小结：1.室壁运动欠协调2.主动脉硬化3.主动脉瓣钙化4.左室舒张功能减低")
     assert {"heart_aortic_valve_other", "heart_aortic_sclerosis", "heart_lv_diastolic"} <= {f.finding_id for f in found}
