@@ -188,3 +188,14 @@ def test_each_summary_item_is_its_own_diagnosis() -> None:
     # 主动脉瓣钙化 listed after 主动脉硬化 must not veto it (the aortic-sclerosis exclude reads the whole sentence).
     found = _findings("超声所见", "小结：1.室壁运动欠协调2.主动脉硬化3.主动脉瓣钙化4.左室舒张功能减低")
     assert {"heart_aortic_valve_other", "heart_aortic_sclerosis", "heart_lv_diastolic"} <= {f.finding_id for f in found}
+
+
+def test_a_category_2_sentence_of_its_own_still_grades_the_nodule() -> None:
+    (nodule,) = _findings("超声所见", "甲状腺左叶可见大小约5.0x3.0mm的低回声。（TI-RADS Ⅱ级）")
+    assert nodule.finding_id == "thyroid_nodule" and nodule.attrs["category"] == "TI-RADS 2"
+    assert "grade" not in nodule.attrs
+
+
+def test_a_cystic_nodule_with_category_2_is_one_cyst() -> None:
+    found = _findings("超声提示", "甲状腺左叶囊性结节（C-TIRADS 2类）")
+    assert [(f.finding_id, f.attrs.get("category")) for f in found] == [("thyroid_cyst", "C-TIRADS 2")]
