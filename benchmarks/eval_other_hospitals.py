@@ -128,7 +128,7 @@ def main() -> int:
     parser.add_argument("--errors", type=int, default=0, help="list up to this many disagreements per organ group")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument(
-        "--half", choices=("dev", "test", "all"), default="all", help="score the dev half, the held-out test half or both"
+        "--half", choices=("dev", "test", "all"), default="all", help="the dev half, the held-out test half or both"
     )
     args = parser.parse_args()
     kb = load_kb()
