@@ -40,7 +40,7 @@ _SIZE_SINGLE = re.compile(
 )
 _CATEGORY = re.compile(
     r"(C\s*-?\s*TI\s*-?\s*RADS|ACR\s*TI\s*-?\s*RADS|TI\s*-?\s*RADS|BI\s*-?\s*:?\s*RADS|Lung\s*-?\s*RADS|(?<![A-Za-z])TR)"
-    r"\s*[:：]?\s*[(（]?\s*(\d[abcABC]?|Ⅰ|Ⅱ|Ⅲ|Ⅳ|Ⅴ|Ⅵ|IV|V?I{1,3}|VI?)([abcABC]?)(?![\d.])\s*[类級级]?",
+    r"(?:\s*(?:分类|分级))?\s*[:：]?\s*[(（]?\s*(\d[abcABC]?|Ⅰ|Ⅱ|Ⅲ|Ⅳ|Ⅴ|Ⅵ|IV|V?I{1,3}|VI?)([abcABC]?)(?![\d.])\s*[类級级]?",
     re.IGNORECASE,
 )
 _ROMAN = {
@@ -63,6 +63,7 @@ _CATEGORY_NAMES = {
     "tirads": "TI-RADS",
     "birads": "BI-RADS",
     "lungrads": "Lung-RADS",
+    "tr": "TI-RADS",  # ACR TI-RADS levels are written TR1-TR5
 }
 _RATE = re.compile(r"(\d{2,3})\s*(?:次/分|次/min|bpm|次每分|次)", re.IGNORECASE)
 _SENTENCE_END = "。；;\n"
@@ -75,6 +76,13 @@ _SEEN_CHARS: set[str] = set()
 # by Chinese text ends one diagnosis of a conclusion list; (IMT) or (CDFI) does not.
 _DIAGNOSIS_CLOSE = re.compile(r"\(([^()]{0,24})\)(?=[\u4e00-\u9fff])")
 _HAS_CJK = re.compile(r"[\u4e00-\u9fff]")
+# Numbered conclusion lists (`1.右乳结节（BI-RADS 4a类）2.左乳囊肿（BI-RADS 2类）`, `1、…2、…`, `①…②…`) often sit on one
+# line: each number starts a new diagnosis, so it becomes a line break (the number is blanked, spans stay valid) and
+# each diagnosis keeps its own category, side and negation. A number after a RADS name is a category, and one after a
+# comparison or a colon is a value (`E/A<14.左心功能` is E/A<1 then item 4), not an item.
+_LIST_NUMBER = re.compile(r"(?<![\d.A-Za-z<>=≤≥/:~+-])(?<!RADS )(?<!RADS)\d{1,2}[.、](?=\s*[\u4e00-\u9fff])")
+# Enclosed list numbers: ①-⑳, ⑴-⒇ and ⒈-⒛ (NFKC would turn them into plain digits).
+_ENCLOSED_NUMBERS = {code: "\n" for code in range(0x2460, 0x249C)}
 
 
 def _close_diagnosis(m: re.Match[str]) -> str:
@@ -86,19 +94,23 @@ def _normalize_chars(text: str, headings: re.Pattern[str] | None = None) -> str:
     """NFKC per character where the result stays one character long (spans stay valid).
 
     Conclusion lists such as `肝:脂肪肝（重度）肝囊肿（多发）右肾:右肾囊肿` carry no punctuation between
-    diagnoses, so an organ heading's colon (`headings`, from the KB) and a closing bracket of a Chinese qualifier
-    followed by Chinese text become line breaks: each diagnosis then gets its own sentence for negation and
-    attributes.
+    diagnoses, so an organ heading's colon (`headings`, from the KB), a closing bracket of a Chinese qualifier
+    followed by Chinese text and a list number (`2.`, `2、`, `②`) become line breaks: each diagnosis then gets its
+    own sentence for negation and attributes.
     """
     unseen = set(text) - _SEEN_CHARS
     if unseen:
         for ch in unseen:
             code = ord(ch)
-            if code >= 128 and code not in _NFKC_TABLE:
+            if code in _ENCLOSED_NUMBERS:
+                _NFKC_TABLE[code] = _ENCLOSED_NUMBERS[code]
+            elif code >= 128 and code not in _NFKC_TABLE:
                 n = unicodedata.normalize("NFKC", ch)
                 _NFKC_TABLE[code] = n if len(n) == 1 else ch
         _SEEN_CHARS.update(unseen)
     out = text.translate(_NFKC_TABLE)
+    if "." in out or "、" in out:
+        out = _LIST_NUMBER.sub(lambda m: "\n" + " " * (len(m.group(0)) - 1), out)
     if "(" in out:
         out = _DIAGNOSIS_CLOSE.sub(_close_diagnosis, out)
     if headings is not None and ":" in out:
