@@ -17,6 +17,7 @@ from zhujian.examples import load_example
 from zhujian.kb.loader import default_kb
 from zhujian.pipeline.run import build_report
 from zhujian.render import render_patient_report_pdf
+from zhujian.render.typography import typeset
 
 pytest.importorskip("weasyprint", reason="WeasyPrint is not installed: PDF output is not tested")
 
@@ -173,7 +174,8 @@ def test_render_pdf_prints_the_original_imaging_and_ecg_text(signed: tuple[str, 
     record = load_example(name)
     assert record["texts"]
     for entry in record["texts"]:
-        assert _squeeze(entry["text"]) in text, entry["item"]
+        # Quoted as written, with its punctuation and units set as everywhere else (render.typography).
+        assert _squeeze(typeset(entry["text"])) in text, entry["item"]
 
 
 def test_render_pdf_trend_charts_only_with_earlier_values(signed: tuple[str, dict[str, Any], Path]) -> None:

@@ -614,8 +614,9 @@ def _text_results(findings: Sequence[Mapping[str, Any]], record: Mapping[str, An
                 TextResultView(
                     item=_prose(item),
                     section=_prose(t.get("section")),
-                    # The original description is quoted as the examining physician wrote it, not re-typeset.
-                    text=_text(t.get("text")).strip(),
+                    # The original description as the examining physician wrote it; only its punctuation and units
+                    # are set as in the rest of the report (a half-width colon between Chinese words reads as a slip).
+                    text=typeset(_text(t.get("text")).strip()),
                     findings=labels_by_item.pop(item, []),
                 )
             )
