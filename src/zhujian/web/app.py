@@ -68,7 +68,7 @@ def create_app(
     app.state.throttle = throttle or LoginThrottle(factory, secret_key, ThrottlePolicy.from_settings(settings))
     install_access_log_filter()
     app.state.templates = Jinja2Templates(directory=str(_package_dir() / "templates"))
-    install_display(app.state.templates, ZoneInfo(settings.center_timezone))
+    install_display(app, ZoneInfo(settings.center_timezone))
     install_error_handlers(app)
     install_capacity(app, settings, factory)
     app.include_router(api.router)

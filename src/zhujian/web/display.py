@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Final, cast
 from zoneinfo import ZoneInfo
 
+from fastapi import FastAPI, Request
 from fastapi.templating import Jinja2Templates
 
 from zhujian.storage.values import ReportStatus, Role
@@ -26,15 +27,23 @@ def local_time(moment: dt.datetime | None, zone: ZoneInfo, fmt: str = MINUTES) -
     return aware.astimezone(zone).strftime(fmt)
 
 
-def install_display(templates: Jinja2Templates, zone: ZoneInfo) -> None:
-    """Register the `localtime` filter (`{{ moment|localtime }}`, `{{ moment|localtime(seconds=true) }}`) and the
-    zone's name (`timezone_name`) in the app's templates."""
+def install_display(app: FastAPI, zone: ZoneInfo) -> None:
+    """Keep the center's zone (`app.state.center_timezone`, for local dates computed in Python) and register, in
+    the app's templates, the `localtime` filter (`{{ moment|localtime }}`, `{{ moment|localtime(seconds=true) }}`)
+    and the zone's name (`timezone_name`)."""
 
     def localtime(moment: dt.datetime | None, seconds: bool = False) -> str:
         return local_time(moment, zone, SECONDS if seconds else MINUTES)
 
+    app.state.center_timezone = zone
+    templates: Jinja2Templates = app.state.templates
     templates.env.filters["localtime"] = localtime
     templates.env.globals["timezone_name"] = zone.key
+
+
+def center_timezone(request: Request) -> ZoneInfo:
+    zone: ZoneInfo = request.app.state.center_timezone
+    return zone
 
 
 @dataclass(frozen=True, slots=True)
