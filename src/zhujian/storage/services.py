@@ -327,7 +327,7 @@ def worklist(
     day of arrival when the record has no exam date), then by report id.
 
     Filters: status (one or several), exam date range (inclusive), level ("A" includes critical ones, "B", "none"),
-    and `search`, any part of the visit id or of the person's pseudonymous id (letter case ignored). Only indexed
+    and `search`, any part of the visit id or of the person's pseudonymous id (ASCII letter case ignored). Only indexed
     columns are read; a search scans the visit ids and the person ids (a substring match uses no b-tree index).
     """
     authorize(session, actor, "read")
@@ -335,7 +335,9 @@ def worklist(
         raise ValueError(f"limit must be between 1 and {MAX_WORKLIST_LIMIT}, not {limit}")
     if offset < 0:
         raise ValueError(f"offset must not be negative, not {offset}")
-    conditions = _worklist_conditions(status=status, date_from=date_from, date_to=date_to, level=level, search=search)
+    conditions = _worklist_conditions(
+        status=status, date_from=date_from, date_to=date_to, level=level, search=search, dialect=_dialect(session)
+    )
     query = (
         select(
             Report.id,
@@ -393,7 +395,9 @@ def worklist_count(
 ) -> int:
     """How many reports match the worklist filters (for paging)."""
     authorize(session, actor, "read")
-    conditions = _worklist_conditions(status=status, date_from=date_from, date_to=date_to, level=level, search=search)
+    conditions = _worklist_conditions(
+        status=status, date_from=date_from, date_to=date_to, level=level, search=search, dialect=_dialect(session)
+    )
     return session.scalar(select(func.count(Report.id)).where(*conditions)) or 0
 
 
@@ -407,6 +411,7 @@ def _worklist_conditions(
     date_to: dt.date | None,
     level: LevelFilter | None,
     search: str | None,
+    dialect: str,
 ) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if isinstance(status, str):
@@ -425,11 +430,26 @@ def _worklist_conditions(
     if search and search.strip():
         pattern = _like_substring(search.strip())
         # Two subqueries instead of an OR across joined tables: each reads one narrow table once.
-        visits_by_id = select(Visit.id).where(Visit.visit_id.ilike(pattern, escape="\\"))
-        persons = select(Person.id).where(Person.pseudonym.ilike(pattern, escape="\\"))
+        visits_by_id = select(Visit.id).where(_id_contains(Visit.visit_id, pattern, dialect))
+        persons = select(Person.id).where(_id_contains(Person.pseudonym, pattern, dialect))
         visits_by_person = select(Visit.id).where(Visit.person_id.in_(persons))
         conditions.append(Report.visit_pk.in_(visits_by_id.union(visits_by_person)))
     return conditions
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _id_contains(column: Any, pattern: str, dialect: str) -> ColumnElement[bool]:
+    """`column` matches the LIKE `pattern`, ASCII letter case ignored on both databases: SQLite's LIKE does that
+    already; on PostgreSQL, ILIKE under the C collation does the same, about three times faster than ILIKE under a
+    UTF-8 collation (no index serves a pattern with a leading %, so each search reads the column once)."""
+    if dialect == "postgresql":
+        condition: ColumnElement[bool] = column.collate("C").ilike(pattern, escape="\\")
+    else:
+        condition = column.like(pattern, escape="\\")
+    return condition
 
 
 def _like_substring(text: str) -> str:
