@@ -171,9 +171,11 @@ def worklist_page(
     queue = queue_of(user.actor.role)
     text = (search or "").strip() or None
     selected = _worklist_selection(status, queue, searching=text is not None)
-    statuses: Any = queue.statuses if queue is not None and selected == queue.key else None
+    statuses: str | tuple[ReportStatus, ...] | None = None  # every report
     if selected in services.STATUS_LABELS:
         statuses = selected
+    elif queue is not None and selected == queue.key:
+        statuses = queue.statuses
     filters: dict[str, Any] = {"status": statuses, "search": text}
     rows = services.worklist(
         session, actor=user.actor, limit=WORKLIST_PAGE_SIZE, offset=(page - 1) * WORKLIST_PAGE_SIZE, **filters
@@ -532,7 +534,7 @@ def recent_audit_page(
     user: CurrentPageUser,
     before: Annotated[int | None, Query(ge=1, le=MAX_DATABASE_ID)] = None,
 ) -> HTMLResponse:
-    """The newest audit entries of every report (the navigation's 审计记录), AUDIT_PAGE_SIZE at a time."""
+    """The newest audit entries of every object (the navigation's 审计记录), AUDIT_PAGE_SIZE at a time."""
     entries = services.recent_audit(session, actor=user.actor, limit=AUDIT_PAGE_SIZE, before_seq=before)
     older = entries[-1].seq if len(entries) == AUDIT_PAGE_SIZE else None
     context = {"user": user, "report_id": None, "rows": _audit_rows(entries), "older": older, "paged": before}
