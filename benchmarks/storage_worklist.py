@@ -7,6 +7,8 @@ when it is a PostgreSQL URL, else the local test server), migrates it, stores a 
 shares. It then times the services as the web layer calls them (a new session per call) and prints p50/p95/max:
 
 - `worklist` first page (50 rows): unfiltered, status "draft", level "B", level "A" + status "signed", page 100;
+- `worklist` searches (a whole visit id, a fragment from the middle of many ids) and `worklist_count` of a search
+  without a match;
 - `worklist_count` unfiltered and by status;
 - `get_report` of random reports (the full JSON, 10–80 kB).
 
@@ -303,6 +305,12 @@ def main() -> int:
             listing(date_from=dt.date(2025, 6, 1), date_to=dt.date(2025, 6, 30)),
             results,
         )
+        # Searches match any part of the visit id or person id (a LIKE '%…%' that no b-tree index serves): the
+        # visits and persons tables are scanned once per search.
+        probe = args.reports // 2
+        _time("worklist search, a whole visit id", args.runs, listing(search=f"BENCH-{probe:07d}"), results)
+        _time("worklist search, middle of the ids", args.runs, listing(search=f"H-{probe // 100:05d}"), results)
+        _time("worklist_count, search without a match", args.runs, counting(search="NO-SUCH-ID"), results)
         _time("worklist_count, no filter", args.runs, counting(), results)
         _time("worklist_count, status=draft", args.runs, counting(status="draft"), results)
         _time("get_report (random report, full JSON)", args.runs, opening, results)

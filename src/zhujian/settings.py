@@ -189,7 +189,10 @@ class Settings(BaseSettings):
     # ---- alerts and follow-up (zhujian.alerts); deadlines default to kb/data/alerts.yaml
     center_timezone: str = Field(
         default="Asia/Shanghai",
-        description="IANA time zone of the center: alert deadlines in days and follow-up due dates count local days.",
+        description=(
+            "IANA time zone of the center: every time the workbench shows is in it, alert deadlines in days and "
+            "follow-up due dates count its local days."
+        ),
     )
     center_name: str = Field(default="体检中心", max_length=100, description="Center name used in alert messages.")
     alert_class_b: bool = Field(default=True, description="Open alerts for class B results too (class A always).")

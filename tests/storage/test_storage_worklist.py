@@ -74,14 +74,20 @@ def test_status_level_and_date_filters(session: Session, filled: Team) -> None:
     assert worklist_count(session, actor=chief) == 6
 
 
-def test_search_by_visit_or_person_prefix(session: Session, filled: Team) -> None:
+def test_search_by_any_part_of_visit_or_person_id(session: Session, filled: Team) -> None:
     chief = filled.chief
     assert _visit_ids(worklist(session, actor=chief, search="05_")) == ["05_critical_potassium"]
-    assert _visit_ids(worklist(session, actor=chief, search="0")) == [v for v in EXPECTED_ORDER if v.startswith("0")]
+    assert _visit_ids(worklist(session, actor=chief, search="0")) == [v for v in EXPECTED_ORDER if "0" in v]
     assert _visit_ids(worklist(session, actor=chief, search="P-7")) == ["18_thyroid_tirads_4"]
-    # LIKE wildcards are matched literally.
+    # A fragment from the middle of an id, in either letter case, of the visit id or of the person id.
+    assert _visit_ids(worklist(session, actor=chief, search="critical")) == EXPECTED_ORDER[:2]
+    assert _visit_ids(worklist(session, actor=chief, search="TIRADS")) == ["18_thyroid_tirads_4"]
+    assert _visit_ids(worklist(session, actor=chief, search="77")) == ["18_thyroid_tirads_4"]
+    assert worklist_count(session, actor=chief, search="healthy") == 2
+    # LIKE wildcards are matched literally: as wildcards, "h_r" would match "thyroid" and "%" everything.
     assert worklist(session, actor=chief, search="%") == []
-    assert worklist(session, actor=chief, search="0_c") == []
+    assert worklist(session, actor=chief, search="h_r") == []
+    assert _visit_ids(worklist(session, actor=chief, search="4_n")) == ["04_new_grade2_hypertension"]
 
 
 def test_paging(session: Session, filled: Team) -> None:

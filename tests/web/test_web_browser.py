@@ -1,5 +1,5 @@
 """The workbench in headless Chromium (Debian's /usr/bin/chromium driven by Playwright): log in, open the top report
-of the worklist, edit a conclusion's advice through htmx, sign, and find the edit on the audit page."""
+of the worklist, edit a conclusion's advice through htmx, sign (confirmed), and find the edit on the audit page."""
 
 from __future__ import annotations
 
@@ -107,7 +107,9 @@ def test_edit_sign_and_audit_in_the_browser(server: tuple[str, dict[str, DemoAcc
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=False)
 
-            page.keyboard.press("s")  # the sign shortcut
+            page.keyboard.press("s")  # the sign shortcut opens the confirmation
+            expect(page.locator("#sign-dialog")).to_be_visible()
+            page.click("#confirm-sign")
             expect(page.locator("#report-status")).to_have_text("已签署")
             report_url = page.url
 

@@ -202,7 +202,7 @@ def test_second_demo_start_in_the_same_folder_prints_new_working_passwords(
     for _ in range(2):
         serve_command(host="127.0.0.1", port=8765, demo=True)
         outputs.append(capsys.readouterr().out)
-    passwords = [re.search(r"chief\s+chief_physician\s+(\S{12,})", out) for out in outputs]
+    passwords = [re.search(r"chief\s+主检医生\s+(\S{12,})", out) for out in outputs]
     assert all(passwords), outputs
     assert passwords[0] and passwords[1] and passwords[0].group(1) != passwords[1].group(1)
     assert (tmp_path / "zhujian-demo.db").exists()
@@ -221,7 +221,7 @@ def test_demo_on_a_configured_database_with_users_says_how_to_reset(
     for name in ("ZHUJIAN_ADMIN_PASSWORD", "ZHUJIAN_SECRET_KEY", "ZHUJIAN_ENV"):
         monkeypatch.delenv(name, raising=False)
     serve_command(host="127.0.0.1", port=8765, demo=True)
-    assert re.search(r"chief\s+chief_physician\s+\S{12,}", capsys.readouterr().out)
+    assert re.search(r"chief\s+主检医生\s+\S{12,}", capsys.readouterr().out)
     serve_command(host="127.0.0.1", port=8765, demo=True)
     second = capsys.readouterr().out
     assert "已有用户" in second

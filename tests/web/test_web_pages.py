@@ -4,6 +4,7 @@ the audit page, and `zhujian serve --demo` set-up."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 import pytest
@@ -201,7 +202,16 @@ def test_serve_command_with_demo_prints_passwords_and_url(
     }
     assert calls[0]["proxy_headers"] is False  # X-Forwarded-For only from ZHUJIAN_TRUSTED_PROXIES
     assert "http://127.0.0.1:8765/" in out
-    assert re.search(r"chief\s+chief_physician\s+\S{12,}", out)
+    # Login names as typed at the login form, roles by their Chinese names (no internal role identifiers).
+    assert re.search(r"chief\s+主检医生\s+\S{12,}", out)
+    assert re.search(r"reviewer\s+审核医生\s+\S{12,}", out)
+    assert re.search(r"auditor\s+审计员\s+\S{12,}", out)
+    assert not any(name in out for name in ("chief_physician", "reviewing_physician", "health_manager"))
+    # The passwords start in one terminal column (a CJK character takes two).
+    rows = [line for line in out.splitlines() if re.match(r"  (admin|chief|reviewer|auditor) ", line)]
+    assert len(rows) == 4
+    starts = {sum(2 if unicodedata.east_asian_width(c) == "W" else 1 for c in row.rsplit(" ", 1)[0]) for row in rows}
+    assert len(starts) == 1, rows
 
 
 def test_serve_command_without_secret_key_refuses_to_start(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:

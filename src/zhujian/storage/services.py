@@ -36,7 +36,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from zhujian.domain.record import NO_RECORD_LIMITS, RECORD_LIMITS, Record
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.pipeline.run import build_report
-from zhujian.storage.audit import append_audit, audit_entries_for, content_hash
+from zhujian.storage.audit import append_audit, audit_entries_for, content_hash, to_audit_entry
 from zhujian.storage.edits import (
     EditOperation,
     apply_operations,
@@ -46,7 +46,17 @@ from zhujian.storage.edits import (
     worklist_priority,
 )
 from zhujian.storage.errors import InvalidTransition, NotFound, SelfReviewForbidden, VersionConflict
-from zhujian.storage.models import Person, PersonIdentity, RawRecord, Report, ReportVersion, User, Visit, utc_now
+from zhujian.storage.models import (
+    AuditLogEntry,
+    Person,
+    PersonIdentity,
+    RawRecord,
+    Report,
+    ReportVersion,
+    User,
+    Visit,
+    utc_now,
+)
 from zhujian.storage.permissions import authorize
 from zhujian.storage.values import (
     Actor,
@@ -320,14 +330,17 @@ def worklist(
     day of arrival when the record has no exam date), then by report id.
 
     Filters: status (one or several), exam date range (inclusive), level ("A" includes critical ones, "B", "none"),
-    and `search`, a prefix of the visit id or of the person's pseudonymous id. Only indexed columns are read.
+    and `search`, any part of the visit id or of the person's pseudonymous id (ASCII letter case ignored). Only indexed
+    columns are read; a search scans the visit ids and the person ids (a substring match uses no b-tree index).
     """
     authorize(session, actor, "read")
     if not 1 <= limit <= MAX_WORKLIST_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_WORKLIST_LIMIT}, not {limit}")
     if offset < 0:
         raise ValueError(f"offset must not be negative, not {offset}")
-    conditions = _worklist_conditions(status=status, date_from=date_from, date_to=date_to, level=level, search=search)
+    conditions = _worklist_conditions(
+        status=status, date_from=date_from, date_to=date_to, level=level, search=search, dialect=_dialect(session)
+    )
     query = (
         select(
             Report.id,
@@ -385,7 +398,9 @@ def worklist_count(
 ) -> int:
     """How many reports match the worklist filters (for paging)."""
     authorize(session, actor, "read")
-    conditions = _worklist_conditions(status=status, date_from=date_from, date_to=date_to, level=level, search=search)
+    conditions = _worklist_conditions(
+        status=status, date_from=date_from, date_to=date_to, level=level, search=search, dialect=_dialect(session)
+    )
     return session.scalar(select(func.count(Report.id)).where(*conditions)) or 0
 
 
@@ -399,6 +414,7 @@ def _worklist_conditions(
     date_to: dt.date | None,
     level: LevelFilter | None,
     search: str | None,
+    dialect: str,
 ) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if isinstance(status, str):
@@ -415,18 +431,34 @@ def _worklist_conditions(
         priorities = _LEVEL_PRIORITIES[level]
         conditions.append(Report.priority.between(priorities[0], priorities[-1]))
     if search and search.strip():
-        pattern = _like_prefix(search.strip())
-        # Two index-friendly subqueries instead of an OR across joined tables.
-        visits_by_id = select(Visit.id).where(Visit.visit_id.like(pattern, escape="\\"))
-        persons = select(Person.id).where(Person.pseudonym.like(pattern, escape="\\"))
+        pattern = _like_substring(search.strip())
+        # Two subqueries instead of an OR across joined tables: each reads one narrow table once.
+        visits_by_id = select(Visit.id).where(_id_contains(Visit.visit_id, pattern, dialect))
+        persons = select(Person.id).where(_id_contains(Person.pseudonym, pattern, dialect))
         visits_by_person = select(Visit.id).where(Visit.person_id.in_(persons))
         conditions.append(Report.visit_pk.in_(visits_by_id.union(visits_by_person)))
     return conditions
 
 
-def _like_prefix(text: str) -> str:
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _id_contains(column: Any, pattern: str, dialect: str) -> ColumnElement[bool]:
+    """`column` matches the LIKE `pattern`, ASCII letter case ignored on both databases: SQLite's LIKE does that
+    already; on PostgreSQL, ILIKE under the C collation does the same, about three times faster than ILIKE under a
+    UTF-8 collation (no index serves a pattern with a leading %, so each search reads the column once)."""
+    if dialect == "postgresql":
+        condition: ColumnElement[bool] = column.collate("C").ilike(pattern, escape="\\")
+    else:
+        condition = column.like(pattern, escape="\\")
+    return condition
+
+
+def _like_substring(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own % and _ taken literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
+    return f"%{escaped}%"
 
 
 def get_report(session: Session, report_id: int, *, actor: Actor) -> ReportDetail:
@@ -552,6 +584,19 @@ def report_audit(session: Session, report_id: int, *, actor: Actor) -> list[Audi
     authorize(session, actor, "read_audit")
     _load_report(session, report_id, for_update=False)
     return audit_entries_for(session, "report", report_id)
+
+
+def recent_audit(
+    session: Session, *, actor: Actor, limit: int = 100, before_seq: int | None = None
+) -> list[AuditEntry]:
+    """The newest audit entries of every object, newest first; `before_seq` pages back to older ones."""
+    authorize(session, actor, "read_audit")
+    if not 1 <= limit <= MAX_WORKLIST_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_WORKLIST_LIMIT}, not {limit}")
+    query = select(AuditLogEntry).order_by(AuditLogEntry.id.desc()).limit(limit)
+    if before_seq is not None:
+        query = query.where(AuditLogEntry.id < before_seq)
+    return [to_audit_entry(row) for row in session.scalars(query)]
 
 
 def _load_report(session: Session, report_id: int, *, for_update: bool = True) -> Report:

@@ -33,8 +33,6 @@ def _render(request: Request, name: str, context: dict[str, Any]) -> HTMLRespons
         "channel_labels": alert_services.CHANNEL_LABELS,
         "task_state_labels": followup.TASK_STATE_LABELS,
     }
-    zone = request.app.state.alert_policy.timezone
-    base["local_time"] = lambda moment: moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else "—"
     response: HTMLResponse = request.app.state.templates.TemplateResponse(request, name, {**base, **context})
     return response
 
@@ -72,7 +70,6 @@ def alerts_page(
             "status": chosen,
             "escalated_to_me": escalated_to_me,
             "now": now_of(session),
-            "timezone": policy.timezone,
             "outcomes": policy.rules.close_outcomes,
             "can_act": user.can("act_alerts"),
             "notifiers": sorted(request.app.state.notifiers),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -21,6 +22,7 @@ from zhujian.storage.db import create_session_factory, engine_from_settings
 from zhujian.web import alerts_api, alerts_pages, api, group_pages, pages, qc_pages
 from zhujian.web.capacity import install_capacity
 from zhujian.web.deps import WebState
+from zhujian.web.display import install_display
 from zhujian.web.errors import install_error_handlers
 from zhujian.web.headers import SecurityHeadersMiddleware
 from zhujian.web.logging import install_access_log_filter
@@ -68,6 +70,7 @@ def create_app(
     install_access_log_filter()
     app.state.templates = Jinja2Templates(directory=str(_package_dir() / "templates"))
     app.state.templates.env.filters.update(jinja_filters())  # units, measured numbers, Chinese punctuation
+    install_display(app, ZoneInfo(settings.center_timezone))
     install_error_handlers(app)
     install_capacity(app, settings, factory)
     app.include_router(api.router)

@@ -49,7 +49,13 @@ def serve_command(
     from zhujian.storage.migrate import upgrade_database
     from zhujian.storage.users import ensure_admin
     from zhujian.web.app import create_app
-    from zhujian.web.demo import DEMO_DATABASE_FILE, existing_users_hint, fresh_demo_database, set_up_demo
+    from zhujian.web.demo import (
+        DEMO_DATABASE_FILE,
+        demo_account_lines,
+        existing_users_hint,
+        fresh_demo_database,
+        set_up_demo,
+    )
     from zhujian.web.logging import uvicorn_log_config
 
     settings = load_settings()
@@ -72,9 +78,8 @@ def serve_command(
             accounts = set_up_demo(session, settings, kb)
             if accounts:
                 typer.echo("演示账号（密码仅显示这一次）：")
-                for account in accounts:
-                    shown = account.password if account.password else "（来自 ZHUJIAN_ADMIN_PASSWORD）"
-                    typer.echo(f"  {account.username:<10} {account.role:<20} {shown}")
+                for line in demo_account_lines(accounts):
+                    typer.echo(line)
             else:
                 typer.echo(existing_users_hint(settings.database_url))
         else:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -20,9 +21,10 @@ from zhujian.examples import example_names, load_example
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.settings import Settings
 from zhujian.storage.models import User
+from zhujian.storage.permissions import ROLE_LABELS
 from zhujian.storage.services import submit_record
 from zhujian.storage.users import create_user, ensure_admin
-from zhujian.storage.values import Actor
+from zhujian.storage.values import Actor, Role
 
 DEMO_USERS = (
     ("chief", "王主检", "chief_physician"),
@@ -31,6 +33,7 @@ DEMO_USERS = (
 )
 
 
+ROLE_COLUMNS = 12  # the longest role names (系统管理员, 健康管理师) take 10 terminal columns
 DEMO_DATABASE_FILE = "zhujian-demo.db"
 # SQLite's companion files: a stale WAL next to a new database file would be replayed into it.
 _SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
@@ -92,6 +95,23 @@ def demo_records(count: int = 12, today: dt.date | None = None) -> list[Record]:
         data["prior_visits"] = [] if n % 4 == 3 else data.get("prior_visits", [])
         records.append(Record.model_validate(data))
     return records
+
+
+def padded(text: str, columns: int) -> str:
+    """`text` padded with spaces to `columns` terminal columns (a CJK character takes two, so str.ljust would
+    misalign what follows)."""
+    width = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(0, columns - width)
+
+
+def demo_account_lines(accounts: list[DemoAccount]) -> list[str]:
+    """The start-up listing of the demo accounts: login name, the role's Chinese name, the one-time password."""
+    lines = [f"  {padded('登录名', 10)} {padded('角色', ROLE_COLUMNS)} 密码"]
+    for account in accounts:
+        shown = account.password if account.password else "（来自 ZHUJIAN_ADMIN_PASSWORD）"
+        role = ROLE_LABELS.get(cast(Role, account.role), account.role)
+        lines.append(f"  {padded(account.username, 10)} {padded(role, ROLE_COLUMNS)} {shown}")
+    return lines
 
 
 def _random_password() -> str:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from zhujian.storage import services
 from zhujian.storage.edits import (
@@ -20,10 +21,11 @@ from zhujian.storage.edits import (
 )
 from zhujian.storage.permissions import ROLE_LABELS
 from zhujian.storage.users import create_session, revoke_session
-from zhujian.storage.values import ReportDetail
+from zhujian.storage.values import AuditEntry, ReportDetail, ReportStatus
 from zhujian.web.api import render_report_pdf
 from zhujian.web.capacity import MAX_DATABASE_ID
 from zhujian.web.deps import CurrentPageUser, DbSession, PageUser, PostingPageUser, State, require_web_permission
+from zhujian.web.display import ALL_REPORTS, Queue, queue_of
 from zhujian.web.errors import WebError, csrf_failed
 from zhujian.web.qc_pages import require_no_blocking_qc
 from zhujian.web.report_views import (
@@ -31,6 +33,7 @@ from zhujian.web.report_views import (
     CHANGE_LABELS,
     FLAG_LABELS,
     LEVEL_LABELS,
+    OBJECT_LABELS,
     PROVENANCE_LABELS,
     abnormal_first,
     audit_changes,
@@ -53,6 +56,8 @@ from zhujian.web.security import (
 logger = logging.getLogger("zhujian.web.pages")
 router = APIRouter(include_in_schema=False)
 WORKLIST_PAGE_SIZE = 50
+AUDIT_PAGE_SIZE = 100
+FAVICON = "/static/favicon.svg"
 NEIGHBOR_WINDOW = 500
 
 
@@ -64,6 +69,7 @@ def _render(request: Request, name: str, context: dict[str, Any], status_code: i
         "provenance_labels": PROVENANCE_LABELS,
         "change_labels": CHANGE_LABELS,
         "role_labels": ROLE_LABELS,
+        "object_labels": OBJECT_LABELS,
     }
     response: HTMLResponse = request.app.state.templates.TemplateResponse(
         request, name, {**base, **context}, status_code=status_code
@@ -154,14 +160,23 @@ def worklist_page(
     search: Annotated[str | None, Query(max_length=64)] = None,
     page: Annotated[int, Query(ge=1, le=100000)] = 1,
 ) -> HTMLResponse:
+    """The worklist opens on the role's own queue (what waits for its next step); `status` picks that queue
+    ("mine"), every report ("all") or one status. A search without a chosen status looks through every report."""
     if not user.can("read"):
         return _render(
             request,
             "worklist.html",
-            {"user": user, "rows": None, "counts": {}, "total": 0, "status": None, "search": "", "page": 1, "pages": 1},
+            {"user": user, "rows": None},
         )
-    chosen = status if status in services.STATUS_LABELS else None
-    filters: dict[str, Any] = {"status": chosen, "search": (search or "").strip() or None}
+    queue = queue_of(user.actor.role)
+    text = (search or "").strip() or None
+    selected = _worklist_selection(status, queue, searching=text is not None)
+    statuses: str | tuple[ReportStatus, ...] | None = None  # every report
+    if selected in services.STATUS_LABELS:
+        statuses = selected
+    elif queue is not None and selected == queue.key:
+        statuses = queue.statuses
+    filters: dict[str, Any] = {"status": statuses, "search": text}
     rows = services.worklist(
         session, actor=user.actor, limit=WORKLIST_PAGE_SIZE, offset=(page - 1) * WORKLIST_PAGE_SIZE, **filters
     )
@@ -175,13 +190,26 @@ def worklist_page(
             "rows": rows,
             "counts": counts,
             "all_count": sum(counts.values()),
+            "queue": queue,
+            "queue_count": sum(counts[s] for s in queue.statuses) if queue is not None else 0,
+            "all_key": ALL_REPORTS,
+            "selected": selected,
             "total": total,
-            "status": chosen,
             "search": search or "",
             "page": page,
             "pages": max(1, (total + WORKLIST_PAGE_SIZE - 1) // WORKLIST_PAGE_SIZE),
         },
     )
+
+
+def _worklist_selection(status: str | None, queue: Queue | None, *, searching: bool) -> str:
+    """The worklist's selection: a known status, the role's queue, or every report (the default for roles without
+    a queue of their own, for searches, and for an unknown value)."""
+    if status in services.STATUS_LABELS or status == ALL_REPORTS:
+        return status
+    if queue is not None and (status == queue.key or (status is None and not searching)):
+        return queue.key
+    return ALL_REPORTS
 
 
 # ------------------------------------------------------------------------------------------------ review page
@@ -399,12 +427,38 @@ def _back_to(report_id: int) -> RedirectResponse:
 
 @router.post("/reports/{report_id}/sign")
 def sign(
-    report_id: ReportId, session: DbSession, user: PostingPageUser, state: State, expected_version: VersionField
+    report_id: ReportId,
+    session: DbSession,
+    user: PostingPageUser,
+    state: State,
+    expected_version: VersionField,
+    then: Annotated[str | None, Form(pattern="^next$")] = None,
 ) -> Response:
+    """Sign (the page asks for confirmation first); with `then=next`, open the next report of the signer's queue."""
     require_no_blocking_qc(session, state, report_id, user.actor)
+    following = _following_in_queue(session, user, report_id) if then == "next" else None
     services.sign_report(session, report_id, actor=user.actor, expected_version=expected_version)
     logger.info("report %s signed on the workbench by %s", report_id, user.actor.username)
+    if then == "next":
+        return RedirectResponse("/" if following is None else f"/reports/{following}", status_code=303)
     return _back_to(report_id)
+
+
+def _worklist_ids(session: Session, user: PageUser, statuses: tuple[ReportStatus, ...] | None) -> list[int]:
+    """The first NEIGHBOR_WINDOW report ids of the worklist (of `statuses`, or all), in worklist order."""
+    rows = services.worklist(session, actor=user.actor, status=statuses, limit=NEIGHBOR_WINDOW)
+    return [row.report_id for row in rows]
+
+
+def _following_in_queue(session: Session, user: PageUser, report_id: int) -> int | None:
+    """The report after `report_id` in the user's queue (or the worklist's first other one), None when none is
+    left. Read before signing: the signed report leaves the queue."""
+    queue = queue_of(user.actor.role)
+    ids = _worklist_ids(session, user, queue.statuses if queue is not None else None)
+    if report_id in ids:
+        after = ids[ids.index(report_id) + 1 :]
+        return after[0] if after else None
+    return ids[0] if ids else None
 
 
 @router.post("/reports/{report_id}/review")
@@ -441,8 +495,12 @@ def neighbor(
     user: CurrentPageUser,
     direction: Annotated[str, Query(pattern="^(next|previous)$")] = "next",
 ) -> Response:
-    """The next or previous report in worklist order (j / k on the review page)."""
-    ids = [row.report_id for row in services.worklist(session, actor=user.actor, limit=NEIGHBOR_WINDOW)]
+    """The next or previous report in worklist order (j / k on the review page): within the user's queue while the
+    report is in it, else among every report."""
+    queue = queue_of(user.actor.role)
+    ids = _worklist_ids(session, user, queue.statuses) if queue is not None else []
+    if report_id not in ids:
+        ids = _worklist_ids(session, user, None)
     if report_id in ids:
         index = ids.index(report_id) + (1 if direction == "next" else -1)
         if 0 <= index < len(ids):
@@ -459,8 +517,31 @@ def pdf_preview(report_id: ReportId, session: DbSession, user: CurrentPageUser) 
     )
 
 
+def _audit_rows(entries: list[AuditEntry]) -> list[dict[str, Any]]:
+    return [{"entry": e, "label": ACTION_LABELS.get(e.action, e.action), "changes": audit_changes(e)} for e in entries]
+
+
 @router.get("/reports/{report_id}/audit", response_class=HTMLResponse)
 def audit_page(request: Request, report_id: ReportId, session: DbSession, user: CurrentPageUser) -> HTMLResponse:
-    entries = services.report_audit(session, report_id, actor=user.actor)
-    rows = [{"entry": e, "label": ACTION_LABELS.get(e.action, e.action), "changes": audit_changes(e)} for e in entries]
+    rows = _audit_rows(services.report_audit(session, report_id, actor=user.actor))
     return _render(request, "audit.html", {"user": user, "report_id": report_id, "rows": rows})
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def recent_audit_page(
+    request: Request,
+    session: DbSession,
+    user: CurrentPageUser,
+    before: Annotated[int | None, Query(ge=1, le=MAX_DATABASE_ID)] = None,
+) -> HTMLResponse:
+    """The newest audit entries of every object (the navigation's 审计记录), AUDIT_PAGE_SIZE at a time."""
+    entries = services.recent_audit(session, actor=user.actor, limit=AUDIT_PAGE_SIZE, before_seq=before)
+    older = entries[-1].seq if len(entries) == AUDIT_PAGE_SIZE else None
+    context = {"user": user, "report_id": None, "rows": _audit_rows(entries), "older": older, "paged": before}
+    return _render(request, "audit.html", context)
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico before they read the page's icon link: send them to the one icon."""
+    return RedirectResponse(FAVICON, status_code=301)

@@ -24,6 +24,7 @@ from zhujian.storage import services
 from zhujian.storage.permissions import ROLE_LABELS
 from zhujian.storage.values import Actor, ReportDetail, ReportStatus
 from zhujian.web.deps import ApiActor, CurrentPageUser, DbSession, State, WebState, require_web_permission
+from zhujian.web.display import center_timezone
 from zhujian.web.errors import WebError
 from zhujian.web.report_views import report_record
 from zhujian.web.schemas import ReportId
@@ -149,6 +150,7 @@ def qc_page(
     by_date: dict[str, _Rate] = defaultdict(_Rate)
     listed: list[dict[str, Any]] = []
     unreadable = 0
+    zone = center_timezone(request)  # a report without an exam date counts on the center's day of signing
     for row in rows:
         detail = services.get_report(session, row.report_id, actor=user.actor)
         issues = report_qc(state.kb, report_record(session, row.report_id, actor=user.actor), detail)
@@ -156,7 +158,7 @@ def qc_page(
             unreadable += 1
             continue
         physician = detail.signed_by or "（未知）"
-        day = row.exam_date or (detail.signed_at.date() if detail.signed_at else None)
+        day = row.exam_date or (detail.signed_at.astimezone(zone).date() if detail.signed_at else None)
         overall.add(issues)
         by_physician[physician].add(issues)
         by_date[day.isoformat() if day else "（无日期）"].add(issues)

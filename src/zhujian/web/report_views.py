@@ -11,9 +11,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from zhujian.alerts.followup import TASK_STATE_LABELS
+from zhujian.alerts.services import ALERT_STATUS_LABELS
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.storage.models import RawRecord, Report
 from zhujian.storage.permissions import authorize
+from zhujian.storage.services import STATUS_LABELS
 from zhujian.storage.values import Actor, AuditEntry, ReportVersionInfo
 
 SIGNED_STATUSES = frozenset({"signed", "reviewed", "published"})
@@ -42,8 +45,22 @@ ACTION_LABELS = {
     "followup.close_by_visit": "再次体检关闭随访",
     "report.narrate": "生成报告解读",
     "report.narrative_edit": "修改报告解读",
+    "identity.read": "查看受检者身份信息",
+    "identity.set": "修改受检者身份信息",
+    "group.report": "生成团检报告",
+    "user.create": "创建用户",
+    "user.update": "修改用户",
 }
+OBJECT_LABELS = {"report": "报告", "person": "受检者", "user": "用户", "cohort": "团检"}
 FIELD_LABELS = {"name": "名称", "advice": "建议", "follow_up": "复查时间"}
+# The words for the statuses an audit entry records, by what the action acts on (its prefix): reports, alerts of
+# important results, follow-up tasks (stored as open / closed; the page's due / overdue states are derived).
+AUDIT_STATUS_LABELS: dict[str, dict[str, str]] = {
+    "report": STATUS_LABELS,
+    "record": STATUS_LABELS,
+    "alert": ALERT_STATUS_LABELS,
+    "followup": {"open": "未完成", **TASK_STATE_LABELS},
+}
 
 
 def report_record(session: Session, report_id: int, *, actor: Actor) -> dict[str, Any] | None:
@@ -159,7 +176,9 @@ def audit_changes(entry: AuditEntry) -> list[str]:
     before, after = entry.before or {}, entry.after or {}
     lines: list[str] = []
     if before.get("status") and after.get("status") and before["status"] != after["status"]:
-        lines.append(f"状态：{before['status']} → {after['status']}")
+        words = AUDIT_STATUS_LABELS.get(entry.action.split(".")[0], STATUS_LABELS)
+        shown = [words.get(str(state), str(state)) for state in (before["status"], after["status"])]
+        lines.append(f"状态：{shown[0]} → {shown[1]}")
     if "version" in after:
         lines.append(f"版本：{before.get('version', '—')} → {after['version']}")
     if after.get("note"):
