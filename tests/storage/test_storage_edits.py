@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from db_testing import load_case
+from zhujian.alerts.policy import default_alerts_file, followup_urgency_days
+from zhujian.domain.record import Record
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.pipeline.run import build_report
 from zhujian.storage.edits import (
@@ -23,6 +27,8 @@ from zhujian.storage.edits import (
     worklist_priority,
 )
 from zhujian.storage.errors import InvalidEdit
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -151,16 +157,90 @@ def test_merge_keeps_evidence_rules_and_ids(many_findings: dict[str, Any]) -> No
     assert len(result["conclusions"]) == 8
     merged = _by_id(result, "abd_c_gallbladder_stone")
     assert "abd_c_gallbladder_wall" not in _ids(result)
-    # At the place of the first part.
+    # At the place of the earlier part.
     assert _ids(result).index("abd_c_gallbladder_stone") == _ids(many_findings).index("abd_c_gallbladder_stone")
     assert merged["provenance"] == "merged"
     assert merged["merged_from"] == parts
-    assert merged["name"] == "胆囊结石、胆囊壁毛糙/增厚"
+    # One name, the disease's (a stone explains more than a rough wall); the wall stays listed as merged.
+    assert merged["name"] == "胆囊结石"
+    assert merged["merged"] == ["胆囊壁毛糙/增厚"]
     assert merged["evidence"] == originals[0]["evidence"] + originals[1]["evidence"]
     assert set(merged["rules"]) == set(originals[0]["rules"]) | set(originals[1]["rules"])
-    assert "胆囊壁毛糙/增厚" in merged["merged"]
     assert merged["advice"] == "\n".join([originals[0]["advice"], originals[1]["advice"]])
     assert merged["edited_fields"] == []
+    # Departments once each: 肝胆外科 + 消化内科/肝胆外科.
+    assert merged["department"] == "肝胆外科/消化内科"
+
+
+@pytest.fixture(scope="module")
+def critical_woman(kb: KnowledgeBase) -> dict[str, Any]:
+    """The bundled 67-year-old woman: critical hypokalaemia, class-B findings and routine ones."""
+    record = Record.model_validate(json.loads((ROOT / "src/zhujian/examples/female_67_critical.json").read_text("utf-8")))
+    return with_auto_provenance(build_report(kb, record).to_dict())
+
+
+@pytest.mark.parametrize(
+    ("parts", "name", "follow_up"),
+    [
+        # The issue's example of a concatenated follow-up: the merge keeps the soonest recheck only.
+        (("breast_hyperplasia", "breast_nodule_birads3"), "乳腺结节（BI-RADS 3类）", "3-6个月复查乳腺超声"),
+    ],
+)
+def test_merge_takes_the_most_serious_name_and_the_soonest_follow_up(
+    many_findings: dict[str, Any], kb: KnowledgeBase, parts: tuple[str, str], name: str, follow_up: str
+) -> None:
+    merged = _by_id(apply_operations(many_findings, [MergeConclusions(parts)], kb=kb), parts[0])
+    assert (merged["name"], merged["follow_up"]) == (name, follow_up)
+    assert ";" not in merged["follow_up"] and "；" not in merged["follow_up"]
+    originals = [_by_id(many_findings, i) for i in parts]
+    assert {o["name"] for o in originals} - {name} <= set(merged["merged"])
+    for original in originals:
+        assert merged["explanation"].count(original["explanation"]) == 1
+
+
+def test_merge_with_a_critical_part_keeps_its_name_urgency_and_level(critical_woman: dict[str, Any], kb: KnowledgeBase) -> None:
+    # 贫血 (1个月内复查血常规) merged with the critical hypokalaemia (立即就诊): the critical value names the line and
+    # its immediate action is the follow-up, whatever order the physician ticked them in.
+    result = apply_operations(critical_woman, [MergeConclusions(("anemia", "hypokalemia_critical"))], kb=kb)
+    merged = _by_id(result, "anemia")
+    assert _ids(result)[0] == "anemia"  # at the critical part's place: first
+    assert merged["name"].startswith("严重低钾血症")
+    assert (merged["follow_up"], merged["level"], merged["critical"]) == ("立即就诊", "A", True)
+    assert merged["department"] == "急诊科/内科/血液科"
+    assert {"贫血（轻度）", "U波异常", "QT间期延长"} <= set(merged["merged"])
+
+
+def test_merge_of_a_disease_and_a_finding_follows_the_sooner_recheck(critical_woman: dict[str, Any], kb: KnowledgeBase) -> None:
+    # eGFR G3 (3个月内复查肾功能) with proteinuria (1个月内复查尿常规): named after the disease, rechecked within a month.
+    original = _by_id(critical_woman, "egfr_g3")
+    merged = _by_id(apply_operations(critical_woman, [MergeConclusions(("proteinuria", "egfr_g3"))], kb=kb), "proteinuria")
+    assert merged["name"] == original["name"]
+    assert merged["follow_up"] == "1个月内复查尿常规"
+    assert merged["department"] == "肾内科"
+    assert {"尿蛋白阳性", "血肌酐升高"} <= set(merged["merged"])
+    assert merged["icd10"] == original["icd10"]
+
+
+def test_merge_named_by_the_kb_rule_that_covers_the_parts(many_findings: dict[str, Any], kb: KnowledgeBase) -> None:
+    # 脂肪肝 + 转氨酶升高 is the KB's 一元化 脂肪肝伴肝酶升高 (rules/unify.yaml); the enzymes are rechecked first.
+    result = apply_operations(
+        many_findings,
+        [AddConclusion("transaminase_elevated"), MergeConclusions(("abd_c_fatty_liver", "transaminase_elevated"))],
+        kb=kb,
+    )
+    merged = _by_id(result, "abd_c_fatty_liver")
+    assert merged["name"] == kb.conclusions["fatty_liver_with_liver_enzymes"].name == "脂肪肝伴肝酶升高"
+    assert merged["follow_up"] == "1-3个月复查肝功能"
+    assert {"脂肪肝", "转氨酶升高"} <= set(merged["merged"])
+
+
+def test_a_physician_follow_up_wins_over_the_derived_one(critical_woman: dict[str, Any], kb: KnowledgeBase) -> None:
+    merged = _by_id(
+        apply_operations(critical_woman, [MergeConclusions(("proteinuria", "egfr_g3"), follow_up="2周内肾内科就诊")], kb=kb),
+        "proteinuria",
+    )
+    assert merged["follow_up"] == "2周内肾内科就诊"
+    assert merged["edited_fields"] == ["follow_up"]
 
 
 def test_merge_with_wording_and_level_of_the_most_urgent_part(many_findings: dict[str, Any], kb: KnowledgeBase) -> None:
@@ -210,3 +290,22 @@ def test_worklist_priority_orders_critical_a_b_rest() -> None:
 def test_summary_names_the_first_three() -> None:
     assert conclusion_summary([{"name": n} for n in ["甲", "乙"]]) == "甲；乙"
     assert conclusion_summary([{"name": n} for n in ["甲", "乙", "丙", "丁"]]) == "甲；乙；丙等"
+
+
+def test_follow_up_texts_rank_by_urgency() -> None:
+    """The ranking a merge uses: urgent words, then the recheck window (KB alerts.yaml), then texts without a time."""
+    rules = default_alerts_file().followup
+    texts = [
+        "立即转急诊",
+        "尽快眼科就诊",
+        "2周内心内科就诊",
+        "1个月内复查心电图",
+        "遵医嘱定期随访，每1-3个月复诊评估血压",
+        "3-6个月复查心电图",
+        "每年眼底检查",
+    ]
+    days = [followup_urgency_days(t, rules) for t in texts]
+    assert all(d is not None for d in days)
+    assert days == sorted(days, key=lambda d: d or 0.0) and len(set(days)) == len(days)
+    assert days[0] == 0
+    assert followup_urgency_days("有症状时就诊", rules) is None
