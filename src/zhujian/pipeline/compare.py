@@ -13,6 +13,7 @@ from zhujian.domain.record import MAX_AGE, Record, VisitData
 from zhujian.domain.report import Conclusion, EvaluatedItem, Finding, Report
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.kb.schema import CompareFile, ItemClassRule
+from zhujian.pipeline.conditions import uses_conclusions
 from zhujian.pipeline.extract import category_rank
 
 
@@ -258,9 +259,17 @@ def _merged_into(old: Conclusion, now: Conclusion) -> bool:
 
 
 def _fired_on_its_own(kb: KnowledgeBase, c: Conclusion) -> bool:
-    """A rule that concludes `c` without merging anything fired: `c` is a diagnosis of its own, not only a merge."""
+    """`c` stands on its own facts (a rule on values or history, or a text finding of its own), not only as the
+    merge of other conclusions."""
     fired = set(c.rules)
-    return any(r.id in fired and r.conclusion == c.conclusion_id and not r.suppresses for r in kb.rules)
+    if any(r.id in fired and r.conclusion == c.conclusion_id and not uses_conclusions(r.when) for r in kb.rules):
+        return True
+    return any(
+        e.finding_id is not None
+        and (finding := kb.findings.get(e.finding_id)) is not None
+        and finding.conclusion == c.conclusion_id
+        for e in c.evidence
+    )
 
 
 def _base_id(c: Conclusion) -> str:
