@@ -25,6 +25,7 @@ from zhujian.kb.loader import KnowledgeBase, load_kb
 from zhujian.pipeline.run import build_report
 
 ROOT = Path(__file__).resolve().parents[1]
+SHOWN = ("male_56_metabolic", "female_67_critical")
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
@@ -51,6 +52,10 @@ def _kb_without_unify() -> KnowledgeBase:
     return load_kb(folder)
 
 
+def _key(evidence: dict[str, Any]) -> str:
+    return json.dumps(evidence, sort_keys=True, ensure_ascii=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--composed", type=int, default=500)
@@ -59,7 +64,8 @@ def main() -> None:
     counts: dict[str, list[int]] = {"golden/examples": [], "composed": []}
     after_counts: dict[str, list[int]] = {"golden/examples": [], "composed": []}
     fired: Counter[str] = Counter()
-    unreachable = 0
+    unreachable = evidence_lost = 0
+    shown: dict[str, tuple[int, int]] = {}
     for name, data in _records(args.composed):
         group = "composed" if name.startswith("composed") else "golden/examples"
         record = Record.model_validate(data)
@@ -69,8 +75,19 @@ def main() -> None:
         after_counts[group].append(len(after))
         for conclusion in after:
             fired.update(r for r in conclusion["rules"] if r.startswith("unify_"))
+        if name in SHOWN:
+            shown[name] = (len(before), len(after))
+        # A conclusion of "before" is reachable "after" as a conclusion, or by its name among a conclusion's merged
+        # names (merged names carry no qualifier: "肥胖（中心型）" is listed as 肥胖).
         reachable = {c["id"] for c in after} | {m for c in after for m in c["merged"]}
-        unreachable += sum(1 for c in before if c["id"] not in reachable and c["name"] not in reachable)
+        unreachable += sum(
+            1
+            for c in before
+            if not {c["id"], c["name"], before_kb.conclusions[c["id"]].name} & reachable
+        )
+        # Every piece of evidence of "before" is still shown "after" (under its own or the merged conclusion).
+        shown_evidence = {_key(e) for c in after for e in c["evidence"]}
+        evidence_lost += sum(1 for c in before for e in c["evidence"] if _key(e) not in shown_evidence)
     print("| records | n | conclusions per report before (mean / max) | after (mean / max) |")
     print("|---|---:|---:|---:|")
     for group in counts:
@@ -81,6 +98,9 @@ def main() -> None:
     for rule, n in fired.most_common():
         print(f"| {rule} | {n} |")
     print(f"\nconclusions of 'before' not reachable 'after': {unreachable}")
+    print(f"evidence entries of 'before' not shown 'after': {evidence_lost}")
+    for name, (b_count, a_count) in shown.items():
+        print(f"{name}: {b_count} → {a_count} conclusions")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from db_testing import load_case
+from zhujian.alerts.policy import default_alerts_file, followup_urgency_days
+from zhujian.domain.record import Record
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.pipeline.run import build_report
 from zhujian.storage.edits import (
@@ -24,10 +28,13 @@ from zhujian.storage.edits import (
 )
 from zhujian.storage.errors import InvalidEdit
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="module")
 def many_findings(kb: KnowledgeBase) -> dict[str, Any]:
-    """Case 17 (elderly woman): nine conclusions (plaque and IMT merged), none of class A or B."""
+    """Case 17 (elderly woman): seven conclusions (carotid plaque and IMT, gallbladder stone and wall, breast nodule
+    and hyperplasia merged by the KB), none of class A or B."""
     return with_auto_provenance(build_report(kb, load_case("17_elderly_woman_many_findings")).to_dict())
 
 
@@ -40,7 +47,7 @@ def _by_id(content: dict[str, Any], conclusion_id: str) -> dict[str, Any]:
 
 
 def test_auto_draft_marks_every_conclusion_auto(many_findings: dict[str, Any]) -> None:
-    assert len(many_findings["conclusions"]) == 9
+    assert len(many_findings["conclusions"]) == 7
     assert {c["provenance"] for c in many_findings["conclusions"]} == {"auto"}
     assert all(c["edited_fields"] == [] and c["merged_from"] == [] for c in many_findings["conclusions"])
 
@@ -102,7 +109,7 @@ def test_invalid_edit_names_the_failing_operation(many_findings: dict[str, Any])
 def test_add_from_kb_takes_kb_wording_and_ranks_by_level(many_findings: dict[str, Any], kb: KnowledgeBase) -> None:
     result = apply_operations(many_findings, [AddConclusion("bp_severe")], kb=kb)
     definition = kb.conclusions["bp_severe"]
-    # Class A goes before the ten unclassified conclusions.
+    # Class A goes before the unclassified conclusions.
     assert _ids(result)[0] == "bp_severe"
     added = result["conclusions"][0]
     assert added["provenance"] == "added"
@@ -117,7 +124,7 @@ def test_add_from_kb_takes_kb_wording_and_ranks_by_level(many_findings: dict[str
 
 
 def test_add_places_by_level_unless_a_position_is_given(many_findings: dict[str, Any], kb: KnowledgeBase) -> None:
-    # An unclassified conclusion goes after the ten unclassified ones, a class-B one before them.
+    # An unclassified conclusion goes after the unclassified ones, a class-B one before them.
     assert _ids(apply_operations(many_findings, [AddConclusion("abd_c_liver_cyst")], kb=kb)) == [
         *_ids(many_findings),
         "abd_c_liver_cyst",
@@ -145,29 +152,91 @@ def test_delete_removes_only_that_conclusion(many_findings: dict[str, Any]) -> N
 
 
 def test_merge_keeps_evidence_rules_and_ids(many_findings: dict[str, Any]) -> None:
-    parts = ["abd_c_gallbladder_stone", "abd_c_gallbladder_wall"]
+    # The physician writes the lipids and the carotid atherosclerosis they drive as one line.
+    parts = ["carotid_atherosclerosis_plaque", "dyslipidemia"]
     originals = [_by_id(many_findings, i) for i in parts]
     result = apply_operations(many_findings, [MergeConclusions(tuple(parts))], kb=None)
-    assert len(result["conclusions"]) == 8
-    merged = _by_id(result, "abd_c_gallbladder_stone")
-    assert "abd_c_gallbladder_wall" not in _ids(result)
-    # At the place of the first part.
-    assert _ids(result).index("abd_c_gallbladder_stone") == _ids(many_findings).index("abd_c_gallbladder_stone")
+    assert len(result["conclusions"]) == 6
+    merged = _by_id(result, "carotid_atherosclerosis_plaque")  # the handle is the first id ticked
+    assert "dyslipidemia" not in _ids(result)
+    # At the place of the earlier part (the lipids come first in the draft).
+    assert _ids(result).index("carotid_atherosclerosis_plaque") == _ids(many_findings).index("dyslipidemia") == 0
     assert merged["provenance"] == "merged"
     assert merged["merged_from"] == parts
-    assert merged["name"] == "胆囊结石、胆囊壁毛糙/增厚"
-    assert merged["evidence"] == originals[0]["evidence"] + originals[1]["evidence"]
+    # One name: both are diseases without a class, so the KB order decides (血脂异常 before 颈动脉粥样硬化); the
+    # other part and the ones it had absorbed stay listed as merged.
+    assert merged["name"] == originals[1]["name"] == "血脂异常（高胆固醇血症）"
+    assert merged["merged"] == ["颈动脉粥样硬化伴斑块形成", "颈动脉斑块", "颈动脉内中膜增厚"]
+    # The issue's complaint: follow-ups were concatenated. The lipid recheck (3-6 months) comes before the carotid
+    # ultrasound (6-12 months): it is the one kept.
+    assert merged["follow_up"] == "3-6个月复查血脂"
+    assert merged["evidence"] == originals[1]["evidence"] + originals[0]["evidence"]  # in report order
     assert set(merged["rules"]) == set(originals[0]["rules"]) | set(originals[1]["rules"])
-    assert "胆囊壁毛糙/增厚" in merged["merged"]
-    assert merged["advice"] == "\n".join([originals[0]["advice"], originals[1]["advice"]])
+    assert merged["advice"] == "\n".join([originals[1]["advice"], originals[0]["advice"]])
+    for original in originals:
+        assert merged["explanation"].count(original["explanation"]) == 1
     assert merged["edited_fields"] == []
+    # Departments once each: 心内科/内分泌科 + 神经内科/心内科.
+    assert merged["department"] == "心内科/内分泌科/神经内科"
+
+
+@pytest.fixture(scope="module")
+def critical_woman(kb: KnowledgeBase) -> dict[str, Any]:
+    """The bundled 67-year-old woman: critical hypokalaemia, class-B findings and routine ones."""
+    record = Record.model_validate(json.loads((ROOT / "src/zhujian/examples/female_67_critical.json").read_text("utf-8")))
+    return with_auto_provenance(build_report(kb, record).to_dict())
+
+
+def test_merge_with_a_critical_part_keeps_its_name_urgency_and_level(critical_woman: dict[str, Any], kb: KnowledgeBase) -> None:
+    # 贫血 (1个月内复查血常规) merged with the critical hypokalaemia (立即就诊): the critical value names the line and
+    # its immediate action is the follow-up, whatever order the physician ticked them in.
+    result = apply_operations(critical_woman, [MergeConclusions(("anemia", "hypokalemia_critical"))], kb=kb)
+    merged = _by_id(result, "anemia")
+    assert _ids(result)[0] == "anemia"  # at the critical part's place: first
+    assert merged["name"].startswith("严重低钾血症")
+    assert (merged["follow_up"], merged["level"], merged["critical"]) == ("立即就诊", "A", True)
+    assert merged["department"] == "急诊科/内科/血液科"
+    assert {"贫血（轻度）", "U波异常", "QT间期延长"} <= set(merged["merged"])
+
+
+def test_merge_of_a_disease_and_a_finding_follows_the_sooner_recheck(critical_woman: dict[str, Any], kb: KnowledgeBase) -> None:
+    # eGFR G3 (3个月内复查肾功能) with proteinuria (1个月内复查尿常规): named after the disease, rechecked within a month.
+    original = _by_id(critical_woman, "egfr_g3")
+    merged = _by_id(apply_operations(critical_woman, [MergeConclusions(("proteinuria", "egfr_g3"))], kb=kb), "proteinuria")
+    assert merged["name"] == original["name"]
+    assert merged["follow_up"] == "1个月内复查尿常规"
+    assert merged["department"] == "肾内科"
+    assert {"尿蛋白阳性", "血肌酐升高"} <= set(merged["merged"])
+    assert merged["icd10"] == original["icd10"]
+
+
+def test_merge_named_by_the_kb_rule_that_covers_the_parts(many_findings: dict[str, Any], kb: KnowledgeBase) -> None:
+    # 脂肪肝 + 转氨酶升高 is the KB's 一元化 脂肪肝伴肝酶升高 (rules/unify.yaml); the enzymes are rechecked first.
+    result = apply_operations(
+        many_findings,
+        [AddConclusion("transaminase_elevated"), MergeConclusions(("abd_c_fatty_liver", "transaminase_elevated"))],
+        kb=kb,
+    )
+    merged = _by_id(result, "abd_c_fatty_liver")
+    assert merged["name"] == kb.conclusions["fatty_liver_with_liver_enzymes"].name == "脂肪肝伴肝酶升高"
+    assert merged["follow_up"] == "1-3个月复查肝功能"
+    assert {"脂肪肝", "转氨酶升高"} <= set(merged["merged"])
+
+
+def test_a_physician_follow_up_wins_over_the_derived_one(critical_woman: dict[str, Any], kb: KnowledgeBase) -> None:
+    merged = _by_id(
+        apply_operations(critical_woman, [MergeConclusions(("proteinuria", "egfr_g3"), follow_up="2周内肾内科就诊")], kb=kb),
+        "proteinuria",
+    )
+    assert merged["follow_up"] == "2周内肾内科就诊"
+    assert merged["edited_fields"] == ["follow_up"]
 
 
 def test_merge_with_wording_and_level_of_the_most_urgent_part(many_findings: dict[str, Any], kb: KnowledgeBase) -> None:
     result = apply_operations(
         many_findings,
         [
-            AddConclusion("thyroid_nodule_tirads4", position=9),
+            AddConclusion("thyroid_nodule_tirads4", position=7),
             MergeConclusions(("thyroid_nodule", "thyroid_nodule_tirads4"), name="甲状腺结节", advice="甲状腺外科就诊"),
         ],
         kb=kb,
@@ -210,3 +279,22 @@ def test_worklist_priority_orders_critical_a_b_rest() -> None:
 def test_summary_names_the_first_three() -> None:
     assert conclusion_summary([{"name": n} for n in ["甲", "乙"]]) == "甲；乙"
     assert conclusion_summary([{"name": n} for n in ["甲", "乙", "丙", "丁"]]) == "甲；乙；丙等"
+
+
+def test_follow_up_texts_rank_by_urgency() -> None:
+    """The ranking a merge uses: urgent words, then the recheck window (KB alerts.yaml), then texts without a time."""
+    rules = default_alerts_file().followup
+    texts = [
+        "立即转急诊",
+        "尽快眼科就诊",
+        "2周内心内科就诊",
+        "1个月内复查心电图",
+        "遵医嘱定期随访，每1-3个月复诊评估血压",
+        "3-6个月复查心电图",
+        "每年眼底检查",
+    ]
+    days = [followup_urgency_days(t, rules) for t in texts]
+    assert all(d is not None for d in days)
+    assert days == sorted(days, key=lambda d: d or 0.0) and len(set(days)) == len(days)
+    assert days[0] == 0
+    assert followup_urgency_days("有症状时就诊", rules) is None

@@ -55,12 +55,19 @@ class KeywordWindow(StrictModel):
     months: int = Field(gt=0)
 
 
+class UrgentWord(StrictModel):
+    word: str = Field(min_length=1)
+    days: int = Field(ge=0)
+
+
 class FollowUpRules(StrictModel):
     # Calendar units: days per day-unit, months per month-unit ("12个月" is a year, not 360 days).
     day_units: dict[str, int]
     month_units: dict[str, int]
     keywords: tuple[KeywordWindow, ...] = ()
     no_task_words: tuple[str, ...] = ()
+    # Words that ask for action sooner than any recheck window (立即, 急诊…): used to rank follow-ups by urgency.
+    urgent_words: tuple[UrgentWord, ...] = ()
     categories: tuple[Literal["disease", "finding", "risk_factor"], ...]
     contact_lead_days: int = Field(ge=0)
     source: str = Field(min_length=1)
@@ -211,3 +218,26 @@ def followup_window(text: str | None, rules: FollowUpRules) -> RecheckWindow | N
             return RecheckWindow(months=int(months))
         return RecheckWindow(days=max(1, round(months * 30.4)))
     return RecheckWindow(days=max(1, round(amount * rules.day_units[unit])))
+
+
+def followup_urgency_days(text: str | None, rules: FollowUpRules) -> float | None:
+    """How soon a follow-up text asks for action, in days (smaller is sooner), to pick the most urgent of several.
+
+    An urgent word anywhere in the text ranks it by that word ("立即就诊" → 0, "尽快眼科就诊" → 7): a conditional
+    "…者立即就诊" counts as urgent too, so an urgent follow-up is never ranked below a routine one. Otherwise the
+    recheck window as `followup_window` reads it, without the no-task words: "遵医嘱定期随访，每1-3个月复诊" still
+    asks for a visit within 3 months. None when the text gives no time ("有症状时就诊").
+    """
+    if not text or not text.strip():
+        return None
+    urgent = [w.days for w in rules.urgent_words if w.word in text]
+    if urgent:
+        return float(min(urgent))
+    window = followup_window(text, rules.model_copy(update={"no_task_words": ()}))
+    if window is None:
+        return None
+    return window.months * _DAYS_PER_MONTH + window.days
+
+
+# Only for ranking windows against each other ("1个月内" before "6周"), never for due dates.
+_DAYS_PER_MONTH = 30.4

@@ -13,6 +13,7 @@ from zhujian.domain.record import MAX_AGE, Record, VisitData
 from zhujian.domain.report import Conclusion, EvaluatedItem, Finding, Report
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.kb.schema import CompareFile, ItemClassRule
+from zhujian.pipeline.conditions import uses_conclusions
 from zhujian.pipeline.extract import category_rank
 
 
@@ -170,7 +171,15 @@ def apply_comparison(
                         if now_v is not None and old_v is not None and now_v - old_v >= change.min_increase - 1e-9:
                             worse = True
                             details.append(f"{f.name}：{change.description}（上次 {_fmt(old_v)}，本次 {_fmt(now_v)}）")
-        predecessor = None if _base_id(c) in previous_ids else _same_problem(c, last.report.conclusions, now_ids)
+        predecessor = None
+        if _base_id(c) not in previous_ids:
+            candidates = last.report.conclusions
+            if c.merged and _fired_on_its_own(kb, c):
+                # A conclusion of the last visit that is now one of this diagnosis's merged parts (一元化) still
+                # holds and is no earlier form of it: 代谢综合征 is new even if 肥胖 was there before. A line that
+                # exists only as a merge (脂肪肝伴肝酶升高) does continue its parts.
+                candidates = [o for o in candidates if not _merged_into(o, c)]
+            predecessor = _same_problem(c, candidates, now_ids)
         if predecessor is not None:
             # The same items or findings now support a different conclusion (e.g. 空腹血糖受损 → 糖尿病范围):
             # one problem that changed, not a new one plus a resolved one.
@@ -196,7 +205,9 @@ def apply_comparison(
     resolved = [
         {"id": _base_id(c), "name": c.name, "icd10": c.icd10, "last_seen": label}
         for c in last.report.conclusions
-        if _base_id(c) not in current_ids and _base_id(c) not in continued
+        if _base_id(c) not in current_ids
+        and _base_id(c) not in continued
+        and not any(_merged_into(c, now) for now in report.conclusions)
     ]
     return {
         "comparison": {
@@ -239,6 +250,26 @@ def _same_problem(c: Conclusion, previous: list[Conclusion], current_ids: set[st
         if mine & _evidence_keys(old):
             return old
     return None
+
+
+def _merged_into(old: Conclusion, now: Conclusion) -> bool:
+    """`old` (last visit) is listed among the parts merged into `now`. Merged names are the parts' names without the
+    qualifiers added after the merge, so "空腹血糖受损（伴糖化血红蛋白偏高）" is the part "空腹血糖受损"."""
+    return any(old.name == m or old.name.startswith((m + "（", m + "、")) for m in now.merged)
+
+
+def _fired_on_its_own(kb: KnowledgeBase, c: Conclusion) -> bool:
+    """`c` stands on its own facts (a rule on values or history, or a text finding of its own), not only as the
+    merge of other conclusions."""
+    fired = set(c.rules)
+    if any(r.id in fired and r.conclusion == c.conclusion_id and not uses_conclusions(r.when) for r in kb.rules):
+        return True
+    return any(
+        e.finding_id is not None
+        and (finding := kb.findings.get(e.finding_id)) is not None
+        and finding.conclusion == c.conclusion_id
+        for e in c.evidence
+    )
 
 
 def _base_id(c: Conclusion) -> str:

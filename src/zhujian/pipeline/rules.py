@@ -197,8 +197,11 @@ def derive_conclusions(
         if not any(fire(cr) for cr in second):
             break
 
-    # 一元化: a suppressing conclusion absorbs the evidence of the ones it replaces.
-    for winner, losers in suppress.items():
+    # 一元化: a suppressing conclusion absorbs the evidence of the ones it replaces. A winner that is itself absorbed
+    # by another goes first, so that a chain (HbA1c → 空腹血糖受损 → 代谢综合征) ends in one line whatever the order the
+    # rules fired in, and the names it had absorbed move on with it.
+    absorbed_ids = {loser for losers in suppress.values() for loser in losers}
+    for winner, losers in sorted(suppress.items(), key=lambda pair: pair[0] not in absorbed_ids):
         if winner not in out:
             continue
         for loser in losers:
@@ -207,6 +210,7 @@ def derive_conclusions(
             absorbed = out.pop(loser)
             _add_evidence(out[winner], absorbed.evidence)
             out[winner].merged.append(absorbed.name)
+            out[winner].merged.extend(m for m in absorbed.merged if m not in out[winner].merged)
             for r in absorbed.rules:
                 if r not in out[winner].rules:
                     out[winner].rules.append(r)

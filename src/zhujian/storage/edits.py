@@ -6,7 +6,8 @@ Provenance is kept inside the report JSON, on each conclusion, so every stored v
   conclusions combined into one by a physician; their evidence, rules and ids are kept).
   `added` and `merged` conclusions stay `added` / `merged` when edited later: they were physician-made already.
 - `edited_fields`: which of name / advice / follow_up a physician wrote, for every provenance.
-- `merged_from`: the conclusion ids combined into a `merged` conclusion.
+- `merged_from`: the conclusion ids combined into a `merged` conclusion; `merged` lists the parts' names, so every
+  original conclusion stays visible with its evidence.
 A conclusion's `id` is its handle in edits: the KB conclusion id for auto and added ones, the first merged id for a
 merged one.
 """
@@ -18,7 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from zhujian.alerts.policy import default_alerts_file, followup_urgency_days
 from zhujian.kb.loader import KnowledgeBase
+from zhujian.kb.schema import AllCondition, AnyCondition, ConclusionCondition, NotCondition
 from zhujian.storage.errors import InvalidEdit
 
 EDITABLE_FIELDS = ("name", "advice", "follow_up")
@@ -51,8 +54,9 @@ class DeleteConclusion:
 
 @dataclass(frozen=True, slots=True)
 class MergeConclusions:
-    """Combine several conclusions into one, at the place of the first. Name, advice and follow-up default to the
-    parts' texts joined in order."""
+    """Combine several conclusions into one (一元化), at the place of the earliest. Name, advice and follow-up the
+    physician leaves None are derived from the parts: the KB merge's name or the most serious part's, every part's
+    advice once, the most urgent part's follow-up."""
 
     conclusion_ids: tuple[str, ...]
     name: str | None = None
@@ -96,7 +100,7 @@ def apply_operations(
             elif isinstance(operation, DeleteConclusion):
                 conclusions.pop(_position(conclusions, operation.conclusion_id))
             elif isinstance(operation, MergeConclusions):
-                _merge(conclusions, operation)
+                _merge(conclusions, operation, kb)
             elif isinstance(operation, ReorderConclusions):
                 _reorder(conclusions, operation)
             else:  # pragma: no cover - guarded by the type checker
@@ -198,37 +202,48 @@ def _joined(values: Iterable[Any], separator: str) -> str:
     return separator.join(seen)
 
 
-def _merge(conclusions: list[dict[str, Any]], operation: MergeConclusions) -> None:
+def _merge(conclusions: list[dict[str, Any]], operation: MergeConclusions, kb: KnowledgeBase | None) -> None:
+    """One conclusion in place of several (一元化), at the place of the earliest part. Unless the physician wrote
+    them: the name of a KB merge rule that covers exactly these parts, else the name of the most serious part; the
+    most urgent part's follow-up; every part's advice and explanation once each. Departments, evidence and rules are
+    combined without repeats, and every part's name stays in `merged`."""
     ids = list(operation.conclusion_ids)
     if len(ids) < 2:
         raise InvalidEdit("合并至少需要两条结论")
     if len(set(ids)) != len(ids):
         raise InvalidEdit("合并的结论有重复")
     positions = [_position(conclusions, i) for i in ids]
-    parts = [conclusions[p] for p in positions]
-    first = parts[0]
+    by_place = sorted(zip(positions, ids, strict=True))
+    parts = [conclusions[p] for p, _ in by_place]
+    principal = parts[min(range(len(parts)), key=lambda i: _seriousness(parts[i], kb, i))]
+    # The principal part first, then the others in report order.
+    ordered = [principal, *(p for p in parts if p is not principal)]
     levels = [str(p["level"]) for p in parts if p.get("level") in _LEVEL_RANK]
-    merged = copy.deepcopy(first)
+    unified = _kb_unified(parts, kb) if operation.name is None else None
+    name = _clean(operation.name, "name") if operation.name is not None else (unified or str(principal.get("name")))
+    merged = copy.deepcopy(principal)
     merged.update(
         {
-            "name": _clean(operation.name, "name")
-            if operation.name is not None
-            else _joined((p.get("name") for p in parts), "、"),
+            "id": ids[0],
+            "name": name,
             "advice": operation.advice.strip()
             if operation.advice is not None
-            else _joined((p.get("advice") for p in parts), "\n"),
+            else _joined((p.get("advice") for p in ordered), "\n"),
             "follow_up": operation.follow_up.strip()
             if operation.follow_up is not None
-            else _joined((p.get("follow_up") for p in parts), "；"),
-            "explanation": _joined((p.get("explanation") for p in parts), "\n"),
-            "department": _joined((p.get("department") for p in parts), "/"),
+            else _most_urgent_follow_up(ordered),
+            "explanation": _joined((p.get("explanation") for p in ordered), "\n"),
+            "department": _joined((d for p in ordered for d in str(p.get("department") or "").split("/")), "/"),
             "level": min(levels, key=lambda level: _LEVEL_RANK[level]) if levels else None,
             "critical": any(bool(p.get("critical")) for p in parts),
-            "evidence": [e for p in parts for e in p.get("evidence") or []],
+            "evidence": _unique(e for p in parts for e in p.get("evidence") or []),
             "rules": list(dict.fromkeys(r for p in parts for r in p.get("rules") or [])),
             "merged": list(
                 dict.fromkeys(
-                    [m for p in parts for m in p.get("merged") or []] + [str(p.get("name")) for p in parts[1:]]
+                    n
+                    for p in ordered
+                    for n in [str(p.get("name")), *(str(m) for m in p.get("merged") or [])]
+                    if n and n != name
                 )
             ),
             "merged_from": list(dict.fromkeys([m for p in parts for m in p.get("merged_from") or []] + ids)),
@@ -240,9 +255,95 @@ def _merge(conclusions: list[dict[str, Any]], operation: MergeConclusions) -> No
             ],
         }
     )
-    for position in sorted(positions[1:], reverse=True):
+    for position in sorted(positions, reverse=True):
         conclusions.pop(position)
-    conclusions[_position(conclusions, ids[0])] = merged
+    conclusions.insert(by_place[0][0], merged)
+
+
+# Seriousness of a conclusion, for naming a merge after its most serious part: critical value, class A, class B,
+# then disease before finding before risk factor, then the KB order (the order a report lists them in).
+_CATEGORY_RANK = {"disease": 0, "finding": 1, "risk_factor": 2}
+
+
+def _seriousness(conclusion: dict[str, Any], kb: KnowledgeBase | None, place: int) -> tuple[int, int, int, int, int]:
+    definition = kb.conclusions.get(str(conclusion.get("id"))) if kb is not None else None
+    return (
+        0 if conclusion.get("critical") else 1,
+        _LEVEL_RANK.get(conclusion.get("level") or "", 2),
+        _CATEGORY_RANK.get(str(conclusion.get("category")), 3),
+        definition.order if definition is not None else 10**6,
+        place,
+    )
+
+
+def _most_urgent_follow_up(parts: Sequence[dict[str, Any]]) -> str:
+    """The follow-up of the part that asks for action soonest (windows and urgent words from the KB's alerts.yaml);
+    texts without a time come after every timed one, ties keep the parts' order (most serious first)."""
+    rules = default_alerts_file().followup
+    texts = [str(p.get("follow_up") or "").strip() for p in parts]
+    timed = [(followup_urgency_days(t, rules), i) for i, t in enumerate(texts) if t]
+    if not timed:
+        return ""
+    _, first = min(timed, key=lambda pair: (pair[0] is None, pair[0] or 0.0, pair[1]))
+    return texts[first]
+
+
+def _kb_unified(parts: Sequence[dict[str, Any]], kb: KnowledgeBase | None) -> str | None:
+    """The name the KB gives these parts together: a merge rule (one with `suppresses`) whose condition names only
+    conclusions, holds for exactly these parts and whose conclusion and suppressed ones cover every part. The
+    rule's own conclusion gives the name (the part's wording when it is one of the parts), with the rule's
+    qualifier."""
+    if kb is None:
+        return None
+    present = {str(p.get("id")) for p in parts} | {str(m) for p in parts for m in p.get("merged_from") or []}
+    own_ids = {str(p.get("id")) for p in parts}
+    for rule in kb.rules:
+        family = {rule.conclusion, *rule.suppresses}
+        if not rule.suppresses or not own_ids <= family or not _holds_on_conclusions(rule.when, present):
+            continue
+        part = next((p for p in parts if p.get("id") == rule.conclusion), None)
+        name = str(part.get("name")) if part is not None else kb.conclusions[rule.conclusion].name
+        if rule.qualifier and rule.qualifier not in name:
+            name += rule.qualifier
+        return name
+    return None
+
+
+def _holds_on_conclusions(condition: Any, present: set[str]) -> bool:
+    """Whether a rule condition holds when exactly `present` conclusions are known; False for a condition that
+    needs any other fact (a value, a text finding): only what the parts themselves say is used."""
+    if isinstance(condition, ConclusionCondition):
+        return condition.conclusion in present
+    if isinstance(condition, AllCondition):
+        return all(_holds_on_conclusions(c, present) for c in condition.all)
+    if isinstance(condition, AnyCondition):
+        return any(_holds_on_conclusions(c, present) for c in condition.any)
+    if isinstance(condition, NotCondition):
+        inner = condition.not_
+        # "not <conclusion>" is decidable from the parts; a negated fact of another kind is not.
+        return _only_conclusions(inner) and not _holds_on_conclusions(inner, present)
+    return False
+
+
+def _only_conclusions(condition: Any) -> bool:
+    if isinstance(condition, ConclusionCondition):
+        return True
+    if isinstance(condition, AllCondition):
+        return all(_only_conclusions(c) for c in condition.all)
+    if isinstance(condition, AnyCondition):
+        return all(_only_conclusions(c) for c in condition.any)
+    if isinstance(condition, NotCondition):
+        return _only_conclusions(condition.not_)
+    return False
+
+
+def _unique(items: Iterable[Any]) -> list[Any]:
+    """Items without repeats, in order (two parts often cite the same value, e.g. the blood pressure)."""
+    out: list[Any] = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
 
 
 def _reorder(conclusions: list[dict[str, Any]], operation: ReorderConclusions) -> None:
