@@ -94,13 +94,15 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-POSTGRESQL_ONLY_INDEXES = frozenset({"ix_persons_pseudonym_pattern", "ix_visits_visit_id_pattern"})
+POSTGRESQL_ONLY_INDEXES = frozenset({"ix_persons_pseudonym_trgm", "ix_visits_visit_id_trgm"})
 
 
-def _prefix_search_index(name: str, column: str) -> Index:
-    """PostgreSQL index for `LIKE 'prefix%'` whatever the database collation (the unique index only serves it under
-    the C collation). SQLite has no operator classes and uses no index for LIKE: not created there."""
-    return Index(name, column, postgresql_ops={column: "varchar_pattern_ops"}).ddl_if(dialect="postgresql")
+def _substring_search_index(name: str, column: str) -> Index:
+    """PostgreSQL trigram index (pg_trgm, migration 0005) for the worklist's `ILIKE '%part%'` search of ids. SQLite
+    has no such index type and scans: not created there."""
+    return Index(name, column, postgresql_using="gin", postgresql_ops={column: "gin_trgm_ops"}).ddl_if(
+        dialect="postgresql"
+    )
 
 
 class User(Base):
@@ -124,7 +126,7 @@ class Person(Base):
     """An examinee, known by a pseudonymous id only (the Record's `person_id`)."""
 
     __tablename__ = "persons"
-    __table_args__ = (_prefix_search_index("ix_persons_pseudonym_pattern", "pseudonym"),)
+    __table_args__ = (_substring_search_index("ix_persons_pseudonym_trgm", "pseudonym"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     pseudonym: Mapped[str] = mapped_column(String(128), unique=True)
@@ -144,7 +146,7 @@ class PersonIdentity(Base):
 
 class Visit(Base):
     __tablename__ = "visits"
-    __table_args__ = (_prefix_search_index("ix_visits_visit_id_pattern", "visit_id"),)
+    __table_args__ = (_substring_search_index("ix_visits_visit_id_trgm", "visit_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     visit_id: Mapped[str] = mapped_column(String(128), unique=True)
