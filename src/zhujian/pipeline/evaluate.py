@@ -335,9 +335,10 @@ def _evaluate_one(
     if given.reference_range:
         parsed_range = parse_range(given.reference_range)
         if parsed_range is not None:
-            ref = (_range_bound(parsed_range.low, factor, offset), _range_bound(parsed_range.high, factor, offset))
-            if any(bound is not None and not math.isfinite(bound) for bound in ref):
-                ref = None  # e.g. "1e307-1e308" mg/dL: beyond any representable number once converted
+            low, high = _range_bound(parsed_range.low, factor, offset), _range_bound(parsed_range.high, factor, offset)
+            # e.g. "1e307-1e308" mg/dL: beyond any representable number once converted
+            finite = (low is None or math.isfinite(low)) and (high is None or math.isfinite(high))
+            ref = (low, high) if finite else None
         if ref is None:
             problems.append(
                 Problem(
@@ -391,10 +392,10 @@ def _resolve_number(
     A number typed with separators ("6,8", "1,234") is read the way its plausible range allows: one plausible
     reading is used and the report says how it was read; several plausible readings are never narrowed down."""
     unit_text = f" {unit}" if unit else ""
-    limits = f"[{_fmt(item.plausible_low)}, {_fmt(item.plausible_high)}] {item.unit}"
     if parsed.kind == "number" and parsed.number is not None:
         value = _convert(parsed.number, factor, offset)
         if not _plausible(item, value):
+            limits = _limits(item)
             problems.append(
                 Problem(
                     "implausible",
@@ -417,6 +418,7 @@ def _resolve_number(
                 )
             )
         return value
+    limits = _limits(item)
     readings = [(r, _convert(r.number, factor, offset)) for r in parsed.readings]
     plausible = [(r, v) for r, v in readings if _plausible(item, v)]
     shown = "、".join(f"{_fmt(r.number)}（{r.how}）" for r, _ in readings)
@@ -447,6 +449,11 @@ def _resolve_number(
         )
     )
     return None
+
+
+def _limits(item: ItemDef) -> str:
+    """The plausible range of an item as messages show it (built only when a message needs it)."""
+    return f"[{_fmt(item.plausible_low)}, {_fmt(item.plausible_high)}] {item.unit}"
 
 
 def _flag(value: float, low: float | None, high: float | None, source: str | None, bound: str | None) -> Flag:

@@ -20,6 +20,7 @@ from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import ahocorasick
@@ -71,6 +72,8 @@ _CONJUNCTIONS = "及和与或、"
 
 _NFKC_TABLE: dict[int, str] = {}
 _SEEN_CHARS: set[str] = set()
+# The characters NFKC changes (a subset of _SEEN_CHARS): a text with none of them is left as it is.
+_CHANGED_CHARS: set[str] = set()
 # A closing bracket whose group holds Chinese text (a qualifier such as （轻度） or （57次/分）) and that is followed
 # by Chinese text ends one diagnosis of a conclusion list; (IMT) or (CDFI) does not.
 _DIAGNOSIS_CLOSE = re.compile(r"\(([^()]{0,24})\)(?=[\u4e00-\u9fff])")
@@ -90,15 +93,18 @@ def _normalize_chars(text: str, headings: re.Pattern[str] | None = None) -> str:
     followed by Chinese text become line breaks: each diagnosis then gets its own sentence for negation and
     attributes.
     """
-    unseen = set(text) - _SEEN_CHARS
+    chars = set(text)
+    unseen = chars - _SEEN_CHARS
     if unseen:
         for ch in unseen:
             code = ord(ch)
             if code >= 128 and code not in _NFKC_TABLE:
                 n = unicodedata.normalize("NFKC", ch)
                 _NFKC_TABLE[code] = n if len(n) == 1 else ch
+                if _NFKC_TABLE[code] != ch:
+                    _CHANGED_CHARS.add(ch)
         _SEEN_CHARS.update(unseen)
-    out = text.translate(_NFKC_TABLE)
+    out = text if chars.isdisjoint(_CHANGED_CHARS) else text.translate(_NFKC_TABLE)
     if "(" in out:
         out = _DIAGNOSIS_CLOSE.sub(_close_diagnosis, out)
     if headings is not None and ":" in out:
@@ -192,6 +198,11 @@ class CompiledLexicon:
     # One Aho–Corasick pass over a lower-cased text finds every required literal (of findings and of organ
     # patterns) present; a second one over the normalized text finds every context word (cues, grades, counts).
     literal_automaton: Any = None
+    # One-character literals are looked up in the text's character set instead (they are the automaton's most
+    # frequent hits: 见, 大, 内, 侧).
+    literal_chars: frozenset[str] = frozenset()
+    # Literals one of which every match of `incomplete` contains (None: unknown, always search).
+    incomplete_literals: frozenset[str] | None = None
     group_literal_map: dict[str, dict[str, list[_CompiledFinding]]] = field(default_factory=dict)
     site_literal_order: dict[str, int] = field(default_factory=dict)
     context_automaton: Any = None
@@ -314,13 +325,18 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
     for group, literal_map in literal_maps.items():
         for lit, owners in literal_map.items():
             lexicon.literal_owners.setdefault(lit, []).append((group, owners))
-    lexicon.literal_automaton = _automaton(
+    incomplete_literals = required_literals(list(ctx.incomplete)) if ctx.incomplete else None
+    lexicon.incomplete_literals = frozenset(incomplete_literals) if incomplete_literals is not None else None
+    literals = (
         [lit for m in literal_maps.values() for lit in m]
         + list(site_literal_map)
         + sorted(
             {lit for cf in compiled for must, sets in cf.clauses or () for lits in (must, *sets) for lit in lits}
         )
+        + sorted(lexicon.incomplete_literals or ())
     )
+    lexicon.literal_chars = frozenset(lit for lit in literals if len(lit) == 1)
+    lexicon.literal_automaton = _automaton([lit for lit in literals if len(lit) > 1])
     lexicon.context_automaton = _automaton(
         [cue for cue, _ in forward + backward]
         + lexicon.pseudo
@@ -485,6 +501,7 @@ class _SizeRuns:
         return best
 
 
+_WORD = itemgetter(1)  # the word of an automaton hit (end index, word)
 _SIDE_EVENT = re.compile(r"[左右双]|两(?=侧)")
 _MISSING = object()
 
@@ -848,7 +865,8 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str, *, prefilter: 
     # The required literals present in the text, in one pass (see literals.py); "" stands for "always present".
     present: set[str] | None = None
     if prefilter:
-        present = {word for _last, word in lex.literal_automaton.iter(lowered)}
+        present = set(map(_WORD, lex.literal_automaton.iter(lowered)))
+        present.update(lex.literal_chars.intersection(lowered))
         present.add("")
     mentions = _site_mentions(lex, norm, present)
     mentioned = {s for _, _, s in mentions}
@@ -913,7 +931,9 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str, *, prefilter: 
             matches.append(_Match(cf, start, end, site, side, attrs, _is_uncertain(scan, start)))
 
     findings = _merge(lex, matches, item, text)
-    incomplete = lex.incomplete.search(norm) is not None
+    # A text without any literal the incomplete-view phrases need cannot match them.
+    possible = present is None or lex.incomplete_literals is None or not present.isdisjoint(lex.incomplete_literals)
+    incomplete = possible and lex.incomplete.search(norm) is not None
     return ExtractionResult(findings=findings, incomplete=incomplete, site=default_site)
 
 
