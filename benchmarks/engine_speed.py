@@ -13,8 +13,15 @@
   per record, side by side in the same loop: `json.loads` of the record's JSON, pydantic validation, the engine,
   and the report's serialization (CPU time and wall time on alternate records);
 - `--long`: time of one long text without sentence breaks as it grows (the cyst description repeated).
+- `--stages`: with `--new-texts`, a second pass over further new records giving the CPU time of each engine stage
+  per record (item evaluation, text extraction, rules, risk section, comparison with the prior visit; the prior
+  visit's own report is counted in its stages).
+
+After the KB is loaded and compiled, the long-lived objects are moved out of the collector's reach (`gc.freeze()`,
+as a batch worker does); `--no-gc-freeze` leaves the collector as it is.
 
     python benchmarks/engine_speed.py [--runs 2000] [--stream 5000] [--texts 0] [--new-texts 2000] [--long]
+    python benchmarks/engine_speed.py --only-new --new-texts 1000 [--stages] [--no-gc-freeze]
 """
 
 from __future__ import annotations
@@ -22,10 +29,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import gc
 import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from zhujian.domain.record import Record
 from zhujian.evaluation import ITEM_OF_TABLE
@@ -57,11 +66,15 @@ def main() -> int:
     parser.add_argument(
         "--only-new", action="store_true", help="run only --new-texts, --long and (with --texts N) text throughput"
     )
+    parser.add_argument("--stages", action="store_true", help="with --new-texts: CPU time per engine stage")
+    parser.add_argument("--no-gc-freeze", action="store_true", help="do not gc.freeze() after loading the KB")
     args = parser.parse_args()
+    global _GC_FREEZE
+    _GC_FREEZE = not args.no_gc_freeze
     if args.only_new:
         kb = load_kb()
         if args.new_texts and DATA.exists():
-            _new_text_stream(kb, args.new_texts)
+            _new_text_stream(kb, args.new_texts, args.stages)
         if args.long:
             _long_texts(kb)
         if args.texts and DATA.exists():
@@ -74,6 +87,7 @@ def main() -> int:
     raw = json.dumps(load_example("male_56_metabolic"), ensure_ascii=False)
     record = Record.model_validate_json(raw)
     build_report(kb, record)  # warm caches (compiled lexicon and rules)
+    _freeze()
 
     # The same record without its prior visit: the plain ~100-item record of the target, with no comparison.
     plain = record.model_copy(update={"prior_visits": []})
@@ -142,13 +156,23 @@ def main() -> int:
         elapsed = time.perf_counter() - t0
         print(f"extract: {len(rows)} distinct texts in {elapsed:.2f} s = {len(rows) / elapsed:,.0f} texts/s (one core)")
     if args.new_texts and DATA.exists():
-        _new_text_stream(kb, args.new_texts)
+        _new_text_stream(kb, args.new_texts, args.stages)
     if args.long:
         _long_texts(kb)
     return 0
 
 
-def _new_text_stream(kb: object, n: int) -> None:
+_GC_FREEZE = True
+
+
+def _freeze() -> None:
+    """Move the KB, the compiled lexicon and rules out of the collector's generations, as a batch worker does."""
+    if _GC_FREEZE:
+        gc.collect()
+        gc.freeze()
+
+
+def _new_text_stream(kb: object, n: int, stages: bool = False) -> None:
     """Every text new: records composed like `_stream`, texts drawn without replacement from the distinct texts."""
     import random
 
@@ -173,7 +197,7 @@ def _new_text_stream(kb: object, n: int) -> None:
         raise SystemExit(f"--new-texts {n}: not enough distinct texts")
 
     raws: list[str] = []
-    for i in range(n):
+    for i in range(2 * n if stages else n):
         items = []
         for item in base["items"]:
             value = item["value"]
@@ -194,9 +218,11 @@ def _new_text_stream(kb: object, n: int) -> None:
             priors.append({**visit, "items": prior_items, "texts": prior_texts})
         record = {**base, "visit_id": f"N{i}", "items": items, "texts": texts, "prior_visits": priors}
         raws.append(json.dumps(record, ensure_ascii=False))
+    stage_raws, raws = raws[n:], raws[:n]
     # Compile the lexicon and rules first (once per process), then forget every text result.
     build_report(kb, Record.model_validate(base))
     clear_extraction_cache()
+    _freeze()
     # The machine may be shared: CPU time of this process (time.process_time) is the primary measure, wall time
     # (perf_counter) is given beside it.
     clocks = {"cpu": time.process_time, "wall": time.perf_counter}
@@ -243,6 +269,55 @@ def _new_text_stream(kb: object, n: int) -> None:
             f"median per-record ratio {statistics.median(ratios):.1f}x; "
             f"{14 * len(engine) / sum(engine):,.0f} texts/s through the whole engine (14 texts per record)"
         )
+    if stage_raws:
+        _stage_times(kb, [Record.model_validate(json.loads(raw)) for raw in stage_raws])
+
+
+def _stage_times(kb: object, records: list[Record]) -> None:
+    """CPU time per engine stage and record: each stage function of `build_report` wrapped in a timer."""
+    from zhujian.kb.loader import KnowledgeBase
+    from zhujian.pipeline import run
+
+    assert isinstance(kb, KnowledgeBase)
+    stage_names = {
+        "evaluate_items": "item evaluation",
+        "extract_text": "text extraction",
+        "derive_conclusions": "rules (derive_conclusions)",
+        "assess_risks": "risk section",
+        "apply_comparison": "comparison with the prior visit",
+    }
+    spent = dict.fromkeys(stage_names, 0.0)
+    originals = {name: getattr(run, name) for name in stage_names}
+
+    def timed(name: str, original: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[name] += time.process_time() - t0
+
+        return call
+
+    for name, original in originals.items():
+        setattr(run, name, timed(name, original))
+    try:
+        t0 = time.process_time()
+        for record in records:
+            build_report(kb, record)
+        total = time.process_time() - t0
+    finally:
+        for name, original in originals.items():
+            setattr(run, name, original)
+    ms = 1000.0 / len(records)
+    print(f"stages: {len(records)} further records, every text new; CPU ms per record (timers included)")
+    print("| stage | CPU ms per record | share |")
+    print("|---|---:|---:|")
+    for name, label in stage_names.items():
+        print(f"| {label} | {spent[name] * ms:.3f} | {spent[name] / total:.0%} |")
+    rest = total - sum(spent.values())
+    print(f"| rest of build_report (facts, alerts, ranking, report) | {rest * ms:.3f} | {rest / total:.0%} |")
+    print(f"| whole engine | {total * ms:.3f} | 100% |")
 
 
 def _extract_throughput(kb: object, n: int) -> None:
@@ -254,6 +329,7 @@ def _extract_throughput(kb: object, n: int) -> None:
         rows = list(csv.DictReader(handle))[:n]
     extract_text(kb, "肝脏", "肝脏大小形态正常")
     clear_extraction_cache()
+    _freeze()
     c0, w0 = time.process_time(), time.perf_counter()
     for row in rows:
         extract_text(kb, ITEM_OF_TABLE.get(row["table_id"], row["table_id"]), row["text"])

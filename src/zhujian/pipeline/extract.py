@@ -208,6 +208,10 @@ class CompiledLexicon:
     context_automaton: Any = None
     # literal → (site group, findings of that group that need the literal)
     literal_owners: dict[str, list[tuple[str, list[_CompiledFinding]]]] = field(default_factory=dict)
+    # For questionnaire history entries: the forward negation cues, and the clause separators except the
+    # enumeration comma ("否认高血压、糖尿病史" keeps both under the negation).
+    history_negation_cues: tuple[str, ...] = ()
+    history_separators: frozenset[str] = frozenset()
     # exam item label → (its own site, the side it names)
     item_context: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
@@ -322,6 +326,8 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
         group_literal_map=literal_maps,
         site_literal_order={lit: i for i, (lit, _owners) in enumerate(site_literal_map.items())},
     )
+    lexicon.history_negation_cues = tuple(cue for cue, _ in forward)
+    lexicon.history_separators = lexicon.separators - {"、"}
     for group, literal_map in literal_maps.items():
         for lit, owners in literal_map.items():
             lexicon.literal_owners.setdefault(lit, []).append((group, owners))
