@@ -499,9 +499,15 @@ class _SizeRuns:
 
     def largest_from(self, p: int) -> float | None:
         best: float | None = None
-        for pair, runs, suffix in zip((True, False), self.runs, self.suffix, strict=True):
+        for pair, runs, suffix in ((True, self.runs[0], self.suffix[0]), (False, self.runs[1], self.suffix[1])):
+            if not runs.starts:
+                continue  # no size of this kind in the sentence, and so none from p either
             extra, joined = runs.scan_from(p)
-            for value in [_sizes_of(m, pair) for m in extra] + [suffix[joined]]:
+            value = suffix[joined]
+            if value is not None and (best is None or value > best):
+                best = value
+            for m in extra:
+                value = _sizes_of(m, pair)
                 if value is not None and (best is None or value > best):
                     best = value
         return best
@@ -710,23 +716,23 @@ def _nearest_grade(scan: _TextScan, start: int, c_start: int, c_end: int, blank:
     b_start, b_end = blank
     for word, grade, starts in scan.grades:
         n = len(word)
-
-        def usable(pos: int, n: int = n) -> bool:
-            return c_start <= pos and pos + n <= c_end and (pos + n <= b_start or pos >= b_end)
-
+        # A usable occurrence at pos lies wholly in the clause (c_start <= pos, pos + n <= c_end) and outside the
+        # blanked span (pos + n <= b_start or pos >= b_end).
         k = bisect_left(starts, start)
         distance: int | None = None
         i = k - 1
         while i >= 0 and starts[i] >= c_start:
-            if usable(starts[i]):
-                distance = start - starts[i]
+            pos = starts[i]
+            if pos + n <= c_end and (pos + n <= b_start or pos >= b_end):
+                distance = start - pos
                 break
             i -= 1
         i = k
         while i < len(starts) and starts[i] + n <= c_end:
-            if usable(starts[i]):
-                if distance is None or starts[i] - start < distance:
-                    distance = starts[i] - start
+            pos = starts[i]
+            if c_start <= pos and (pos + n <= b_start or pos >= b_end):
+                if distance is None or pos - start < distance:
+                    distance = pos - start
                 break
             i += 1
         if distance is not None and (best is None or distance < best[0]):
