@@ -17,11 +17,17 @@
   per record (item evaluation, text extraction, rules, risk section, comparison with the prior visit; the prior
   visit's own report is counted in its stages).
 
+- `--against REV`: the engine of git revision REV and this checkout's, in one process, record by record in
+  alternating order on the every-text-new stream (`--new-texts N` records, default 1000): the before/after ratio on
+  a shared, noisy machine. REV's `src/zhujian` is exported and renamed to the package `zhujian_before`; each engine
+  keeps its own text cache, so both see every text new; their reports are compared for equality.
+
 After the KB is loaded and compiled, the long-lived objects are moved out of the collector's reach (`gc.freeze()`,
 as a batch worker does); `--no-gc-freeze` leaves the collector as it is.
 
     python benchmarks/engine_speed.py [--runs 2000] [--stream 5000] [--texts 0] [--new-texts 2000] [--long]
     python benchmarks/engine_speed.py --only-new --new-texts 1000 [--stages] [--no-gc-freeze]
+    python benchmarks/engine_speed.py --against 25fc2e2 --new-texts 1000
 """
 
 from __future__ import annotations
@@ -68,7 +74,10 @@ def main() -> int:
     )
     parser.add_argument("--stages", action="store_true", help="with --new-texts: CPU time per engine stage")
     parser.add_argument("--no-gc-freeze", action="store_true", help="do not gc.freeze() after loading the KB")
+    parser.add_argument("--against", metavar="REV", help="interleave with the engine of git revision REV")
     args = parser.parse_args()
+    if args.against:
+        return _against(args.against, args.new_texts or 1000)
     global _GC_FREEZE
     _GC_FREEZE = not args.no_gc_freeze
     if args.only_new:
@@ -174,50 +183,11 @@ def _freeze() -> None:
 
 def _new_text_stream(kb: object, n: int, stages: bool = False) -> None:
     """Every text new: records composed like `_stream`, texts drawn without replacement from the distinct texts."""
-    import random
-
     from zhujian.kb.loader import KnowledgeBase
 
     assert isinstance(kb, KnowledgeBase)
-    rng = random.Random(12)
-    by_table: dict[str, list[str]] = {}
-    with DATA.open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            by_table.setdefault(row["table_id"], []).append(row["text"])
-    for texts in by_table.values():
-        rng.shuffle(texts)
+    raws = _new_text_records(2 * n if stages else n)
     base = load_example("male_56_metabolic")
-
-    def take(table: str) -> str:
-        # Pancreas (0115, 92 distinct texts) and spleen (0116, 481) run out first: their slots then get a new
-        # general ultrasound finding (0101) or conclusion (0102), so that no text is ever seen twice.
-        for source in (table, "0101", "0102"):
-            if by_table[source]:
-                return by_table[source].pop()
-        raise SystemExit(f"--new-texts {n}: not enough distinct texts")
-
-    raws: list[str] = []
-    for i in range(2 * n if stages else n):
-        items = []
-        for item in base["items"]:
-            value = item["value"]
-            with contextlib.suppress(ValueError):
-                value = f"{float(value) * rng.uniform(0.85, 1.15):.2f}"
-            items.append({**item, "value": value})
-        texts = [{"item": ITEM_OF_TABLE[t], "text": take(t)} for t in STREAM_TABLES]
-        # The prior visit is new too: its values varied and its two texts never seen before.
-        priors = []
-        for visit in base["prior_visits"]:
-            prior_items = []
-            for item in visit["items"]:
-                value = item["value"]
-                with contextlib.suppress(ValueError):
-                    value = f"{float(value) * rng.uniform(0.85, 1.15):.2f}"
-                prior_items.append({**item, "value": value})
-            prior_texts = [{"item": ITEM_OF_TABLE[t], "text": take(t)} for t in ("0113", "0101")]
-            priors.append({**visit, "items": prior_items, "texts": prior_texts})
-        record = {**base, "visit_id": f"N{i}", "items": items, "texts": texts, "prior_visits": priors}
-        raws.append(json.dumps(record, ensure_ascii=False))
     stage_raws, raws = raws[n:], raws[:n]
     # Compile the lexicon and rules first (once per process), then forget every text result.
     build_report(kb, Record.model_validate(base))
@@ -271,6 +241,132 @@ def _new_text_stream(kb: object, n: int, stages: bool = False) -> None:
         )
     if stage_raws:
         _stage_times(kb, [Record.model_validate(json.loads(raw)) for raw in stage_raws])
+
+
+def _new_text_records(n: int) -> list[str]:
+    """JSON of n records: the example's items varied ±15 %, one real text per exam and a prior visit with varied
+    values and two texts, every text distinct (drawn without replacement from the distinct texts)."""
+    import random
+
+    rng = random.Random(12)
+    by_table: dict[str, list[str]] = {}
+    with DATA.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            by_table.setdefault(row["table_id"], []).append(row["text"])
+    for texts in by_table.values():
+        rng.shuffle(texts)
+    base = load_example("male_56_metabolic")
+
+    def take(table: str) -> str:
+        # Pancreas (0115, 92 distinct texts) and spleen (0116, 481) run out first: their slots then get a new
+        # general ultrasound finding (0101) or conclusion (0102), so that no text is ever seen twice.
+        for source in (table, "0101", "0102"):
+            if by_table[source]:
+                return by_table[source].pop()
+        raise SystemExit(f"{n} records with every text new: not enough distinct texts")
+
+    def vary(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for item in items:
+            value = item["value"]
+            with contextlib.suppress(ValueError):
+                value = f"{float(value) * rng.uniform(0.85, 1.15):.2f}"
+            out.append({**item, "value": value})
+        return out
+
+    raws: list[str] = []
+    for i in range(n):
+        items = vary(base["items"])
+        texts = [{"item": ITEM_OF_TABLE[t], "text": take(t)} for t in STREAM_TABLES]
+        # The prior visit is new too: its values varied and its two texts never seen before.
+        priors = []
+        for visit in base["prior_visits"]:
+            prior_items = vary(visit["items"])
+            prior_texts = [{"item": ITEM_OF_TABLE[t], "text": take(t)} for t in ("0113", "0101")]
+            priors.append({**visit, "items": prior_items, "texts": prior_texts})
+        record = {**base, "visit_id": f"N{i}", "items": items, "texts": texts, "prior_visits": priors}
+        raws.append(json.dumps(record, ensure_ascii=False))
+    return raws
+
+
+def _against(rev: str, n: int) -> int:
+    """Before/after in one process: REV's engine (renamed package) and this checkout's, alternating per record."""
+    import importlib
+    import io
+    import re
+    import subprocess
+    import sys
+    import tarfile
+    import tempfile
+
+    archive = subprocess.run(
+        ["git", "-C", str(_ROOT), "archive", rev, "src/zhujian"], check=True, capture_output=True
+    ).stdout
+    workdir = Path(tempfile.mkdtemp(prefix="zhujian-before-"))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(workdir, filter="data")
+    package = workdir / "zhujian_before"
+    (workdir / "src" / "zhujian").rename(package)
+    for source in package.rglob("*.py"):
+        renamed = re.sub(r"\bzhujian\b", "zhujian_before", source.read_text(encoding="utf-8"))
+        source.write_text(renamed, encoding="utf-8")
+    sys.path.insert(0, str(workdir))
+    before_record = importlib.import_module("zhujian_before.domain.record").Record
+    before_kb = importlib.import_module("zhujian_before.kb.loader").load_kb()
+    before_build = importlib.import_module("zhujian_before.pipeline.run").build_report
+    before_clear = importlib.import_module("zhujian_before.pipeline.extract").clear_extraction_cache
+    kb = load_kb()
+    raws = _new_text_records(n)
+    base = load_example("male_56_metabolic")
+    build_report(kb, Record.model_validate(base))
+    before_build(before_kb, before_record.model_validate(base))
+    clear_extraction_cache()
+    before_clear()
+    _freeze()
+    clock = time.process_time
+    loads: list[float] = []
+    spent: dict[str, list[float]] = {"before": [], "after": [], "before validation": [], "after validation": []}
+    identical = 0
+    for i, raw in enumerate(raws):
+        t0 = clock()
+        data = json.loads(raw)
+        loads.append(clock() - t0)
+        docs = {}
+        for name in ("before", "after") if i % 2 == 0 else ("after", "before"):
+            model, build, engine_kb = (
+                (before_record, before_build, before_kb) if name == "before" else (Record, build_report, kb)
+            )
+            t0 = clock()
+            record = model.model_validate(data)
+            t1 = clock()
+            report = build(engine_kb, record)
+            t2 = clock()
+            spent[f"{name} validation"].append(t1 - t0)
+            spent[name].append(t2 - t1)
+            # The version fields name the package and its install, not the report's content.
+            doc = {k: v for k, v in report.to_dict().items() if k not in ("engine_version", "kb_version")}
+            docs[name] = json.dumps(doc, ensure_ascii=False, sort_keys=True)
+        identical += docs["before"] == docs["after"]
+    ms = 1000.0
+    loads_p50 = statistics.median(loads)
+    print(f"{n} records, every text new, before = {rev}, after = this checkout, alternating per record (CPU time)")
+    print(f"reports identical: {identical} of {n}")
+    print("| code | engine p50 ms | engine p90 ms | × json.loads p50 | Record validation p50 ms |")
+    print("|---|---:|---:|---:|---:|")
+    for name in ("before", "after"):
+        engine = spent[name]
+        validation = statistics.median(spent[f"{name} validation"])
+        print(
+            f"| {name} | {statistics.median(engine) * ms:.3f} | {_percentile(engine, 0.9) * ms:.3f} | "
+            f"{statistics.median(engine) / loads_p50:.1f}× | {validation * ms:.3f} |"
+        )
+    print(f"json.loads p50 {loads_p50 * ms:.3f} ms (same records, same loop)")
+    ratios = [a / b for a, b in zip(spent["after"], spent["before"], strict=True)]
+    print(
+        f"after / before: median per record {statistics.median(ratios):.3f}, "
+        f"total {sum(spent['after']) / sum(spent['before']):.3f}"
+    )
+    return 0 if identical == n else 1
 
 
 def _stage_times(kb: object, records: list[Record]) -> None:
