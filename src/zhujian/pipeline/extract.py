@@ -70,10 +70,22 @@ _SENTENCE_END = "。；;\n"
 _CONJUNCTIONS = "及和与或、"
 
 
-_NFKC_TABLE: dict[int, str] = {}
-_SEEN_CHARS: set[str] = set()
-# The characters NFKC changes (a subset of _SEEN_CHARS): a text with none of them is left as it is.
-_CHANGED_CHARS: set[str] = set()
+class _NfkcTable(dict[int, str]):
+    """Code point → its NFKC form where that is one character (spans stay valid), else the character itself.
+    Filled on first sight of each character (`str.translate` asks `__missing__`), so no text is scanned for new
+    characters beforehand."""
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        if code >= 128:
+            n = unicodedata.normalize("NFKC", ch)
+            if len(n) == 1:
+                ch = n
+        self[code] = ch
+        return ch
+
+
+_NFKC_TABLE = _NfkcTable()
 # A closing bracket whose group holds Chinese text (a qualifier such as （轻度） or （57次/分）) and that is followed
 # by Chinese text ends one diagnosis of a conclusion list; (IMT) or (CDFI) does not.
 _DIAGNOSIS_CLOSE = re.compile(r"\(([^()]{0,24})\)(?=[\u4e00-\u9fff])")
@@ -93,18 +105,7 @@ def _normalize_chars(text: str, headings: re.Pattern[str] | None = None) -> str:
     followed by Chinese text become line breaks: each diagnosis then gets its own sentence for negation and
     attributes.
     """
-    chars = set(text)
-    unseen = chars - _SEEN_CHARS
-    if unseen:
-        for ch in unseen:
-            code = ord(ch)
-            if code >= 128 and code not in _NFKC_TABLE:
-                n = unicodedata.normalize("NFKC", ch)
-                _NFKC_TABLE[code] = n if len(n) == 1 else ch
-                if _NFKC_TABLE[code] != ch:
-                    _CHANGED_CHARS.add(ch)
-        _SEEN_CHARS.update(unseen)
-    out = text if chars.isdisjoint(_CHANGED_CHARS) else text.translate(_NFKC_TABLE)
+    out = text.translate(_NFKC_TABLE)
     if "(" in out:
         out = _DIAGNOSIS_CLOSE.sub(_close_diagnosis, out)
     if headings is not None and ":" in out:
