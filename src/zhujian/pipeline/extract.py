@@ -514,6 +514,12 @@ class _SizeRuns:
         return best
 
 
+_NO_SIZES = _SizeRuns("", 0, 0, False, False)
+# Characters every match needs (case-insensitive patterns): a size pair one of the multiplication signs, a single
+# size a unit with m (mm, cm) or 米, a heart rate 次 or bpm.
+_PAIR_GATE = re.compile("[x×*X✕]")
+_SINGLE_GATE = re.compile("[mM米]")
+_RATE_GATE = re.compile("次|bpm", re.IGNORECASE)
 _WORD = itemgetter(1)  # the word of an automaton hit (end index, word)
 _SIDE_EVENT = re.compile(r"[左右双]|两(?=侧)")
 _MISSING = object()
@@ -568,7 +574,7 @@ class _TextScan:
         # Characters without which an attribute pattern cannot match anywhere in the text: size pairs need a
         # multiplication sign, single sizes a unit (mm, cm, 米), heart rates 次 or bpm, categories RADS or TR.
         self.gates = (
-            any(c in text for c in "xX×*✕"),
+            _PAIR_GATE.search(text) is not None,
             "m" in lowered or "米" in text,
             "次" in text or "bpm" in lowered,
             "rad" in lowered or "tr" in lowered,
@@ -749,7 +755,11 @@ def _read_attrs(scan: _TextScan, start: int) -> dict[str, Any]:
     # Sizes: from the match onwards to the end of its sentence (the lesion is described, then measured).
     sizes = scan.sizes.get(s_start)
     if sizes is None:
-        sizes = scan.sizes[s_start] = _SizeRuns(text, s_start, s_end, scan.gates[0], scan.gates[1])
+        # The text-wide gates, narrowed to the sentence: a sentence without a multiplication sign (or a unit) has
+        # no size pair (or single size), whatever the rest of the text holds.
+        pair = scan.gates[0] and _PAIR_GATE.search(text, s_start, s_end) is not None
+        single = scan.gates[1] and _SINGLE_GATE.search(text, s_start, s_end) is not None
+        sizes = scan.sizes[s_start] = _SizeRuns(text, s_start, s_end, pair, single) if pair or single else _NO_SIZES
     size = sizes.largest_from(start)
     if size is not None:
         attrs["size_mm"] = size
@@ -778,7 +788,8 @@ def _read_attrs(scan: _TextScan, start: int) -> dict[str, Any]:
         attrs["category"] = f"{system} {level}"
     rates = scan.rates.get(s_start)
     if rates is None:
-        rates = scan.rates[s_start] = _Runs(_RATE, text, s_start, s_end, scan.gates[2])
+        possible = scan.gates[2] and _RATE_GATE.search(text, s_start, s_end) is not None
+        rates = scan.rates[s_start] = _Runs(_RATE, text, s_start, s_end, possible)
     extra, joined = rates.scan_from(start)
     rate = extra[0] if extra else (rates.matches[joined] if joined < len(rates.matches) else None)
     if rate is not None:
