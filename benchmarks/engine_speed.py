@@ -77,7 +77,7 @@ def main() -> int:
     parser.add_argument("--against", metavar="REV", help="interleave with the engine of git revision REV")
     args = parser.parse_args()
     if args.against:
-        return _against(args.against, args.new_texts or 1000)
+        return _against(args.against, args.new_texts or 1000, args.stages)
     global _GC_FREEZE
     _GC_FREEZE = not args.no_gc_freeze
     if args.only_new:
@@ -289,7 +289,7 @@ def _new_text_records(n: int) -> list[str]:
     return raws
 
 
-def _against(rev: str, n: int) -> int:
+def _against(rev: str, n: int, stages: bool = False) -> int:
     """Before/after in one process: REV's engine (renamed package) and this checkout's, alternating per record."""
     import importlib
     import io
@@ -323,6 +323,12 @@ def _against(rev: str, n: int) -> int:
     clear_extraction_cache()
     before_clear()
     _freeze()
+    stage_spent = {name: dict.fromkeys(STAGE_NAMES, 0.0) for name in ("before", "after")}
+    if stages:
+        from zhujian.pipeline import run as after_run
+
+        _time_stages(importlib.import_module("zhujian_before.pipeline.run"), stage_spent["before"])
+        _time_stages(after_run, stage_spent["after"])
     clock = time.process_time
     loads: list[float] = []
     spent: dict[str, list[float]] = {"before": [], "after": [], "before validation": [], "after validation": []}
@@ -366,24 +372,36 @@ def _against(rev: str, n: int) -> int:
         f"after / before: median per record {statistics.median(ratios):.3f}, "
         f"total {sum(spent['after']) / sum(spent['before']):.3f}"
     )
+    if stages:
+        print("| stage (CPU ms per record, mean, timers included) | before | after | after / before |")
+        print("|---|---:|---:|---:|")
+        rows = [(label, stage_spent["before"][name], stage_spent["after"][name]) for name, label in STAGE_NAMES.items()]
+        rows.append(
+            (
+                "rest of build_report",
+                sum(spent["before"]) - sum(stage_spent["before"].values()),
+                sum(spent["after"]) - sum(stage_spent["after"].values()),
+            )
+        )
+        rows.append(("whole engine", sum(spent["before"]), sum(spent["after"])))
+        for label, before, after in rows:
+            print(f"| {label} | {before * ms / n:.3f} | {after * ms / n:.3f} | {after / before:.2f} |")
     return 0 if identical == n else 1
 
 
-def _stage_times(kb: object, records: list[Record]) -> None:
-    """CPU time per engine stage and record: each stage function of `build_report` wrapped in a timer."""
-    from zhujian.kb.loader import KnowledgeBase
-    from zhujian.pipeline import run
+STAGE_NAMES = {
+    "evaluate_items": "item evaluation",
+    "extract_text": "text extraction",
+    "derive_conclusions": "rules (derive_conclusions)",
+    "assess_risks": "risk section",
+    "apply_comparison": "comparison with the prior visit",
+}
 
-    assert isinstance(kb, KnowledgeBase)
-    stage_names = {
-        "evaluate_items": "item evaluation",
-        "extract_text": "text extraction",
-        "derive_conclusions": "rules (derive_conclusions)",
-        "assess_risks": "risk section",
-        "apply_comparison": "comparison with the prior visit",
-    }
-    spent = dict.fromkeys(stage_names, 0.0)
-    originals = {name: getattr(run, name) for name in stage_names}
+
+def _time_stages(run: Any, spent: dict[str, float]) -> dict[str, Any]:
+    """Wrap each stage function `build_report` calls (in the module `run`) in a CPU timer adding to `spent`; returns
+    the original functions, to put back with `setattr`."""
+    originals = {name: getattr(run, name) for name in STAGE_NAMES}
 
     def timed(name: str, original: Any) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -397,6 +415,18 @@ def _stage_times(kb: object, records: list[Record]) -> None:
 
     for name, original in originals.items():
         setattr(run, name, timed(name, original))
+    return originals
+
+
+def _stage_times(kb: object, records: list[Record]) -> None:
+    """CPU time per engine stage and record: each stage function of `build_report` wrapped in a timer."""
+    from zhujian.kb.loader import KnowledgeBase
+    from zhujian.pipeline import run
+
+    assert isinstance(kb, KnowledgeBase)
+    stage_names = STAGE_NAMES
+    spent = dict.fromkeys(stage_names, 0.0)
+    originals = _time_stages(run, spent)
     try:
         t0 = time.process_time()
         for record in records:

@@ -150,9 +150,9 @@ def apply_comparison(
     previous_ids = {_base_id(c) for c in last.report.conclusions}
     now_ids = {_base_id(c) for c in report.conclusions}
     # The last visit's conclusions gone now, with their evidence keys, and what the last visit examined: computed
-    # once here rather than for every conclusion compared.
-    gone = [(old, _evidence_keys(old)) for old in last.report.conclusions if _base_id(old) not in now_ids]
-    examined = _Examined.of(last)
+    # at most once (on first need) rather than for every conclusion compared.
+    gone: list[tuple[Conclusion, set[str]]] | None = None
+    examined: _Examined | None = None
     continued: set[str] = set()
     for c in report.conclusions:
         details: list[str] = []
@@ -174,13 +174,19 @@ def apply_comparison(
                         if now_v is not None and old_v is not None and now_v - old_v >= change.min_increase - 1e-9:
                             worse = True
                             details.append(f"{f.name}：{change.description}（上次 {_fmt(old_v)}，本次 {_fmt(now_v)}）")
-        predecessor = None if _base_id(c) in previous_ids else _same_problem(c, gone)
+        predecessor = None
+        if _base_id(c) not in previous_ids:
+            if gone is None:
+                gone = [(old, _evidence_keys(old)) for old in last.report.conclusions if _base_id(old) not in now_ids]
+            predecessor = _same_problem(c, gone)
         if predecessor is not None:
             # The same items or findings now support a different conclusion (e.g. 空腹血糖受损 → 糖尿病范围):
             # one problem that changed, not a new one plus a resolved one.
             continued.add(_base_id(predecessor))
             details.insert(0, f"上次({label})为“{predecessor.name}”")
         if _base_id(c) not in previous_ids and predecessor is None:
+            if examined is None:
+                examined = _Examined.of(last)
             if not examined.any_of(c):
                 # The last visit did not measure what this conclusion rests on: nothing to compare with.
                 c.status = None
