@@ -13,8 +13,21 @@
   per record, side by side in the same loop: `json.loads` of the record's JSON, pydantic validation, the engine,
   and the report's serialization (CPU time and wall time on alternate records);
 - `--long`: time of one long text without sentence breaks as it grows (the cyst description repeated).
+- `--stages`: with `--new-texts`, a second pass over further new records giving the CPU time of each engine stage
+  per record (item evaluation, text extraction, rules, risk section, comparison with the prior visit; the prior
+  visit's own report is counted in its stages).
+
+- `--against REV`: the engine of git revision REV and this checkout's, in one process, record by record in
+  alternating order on the every-text-new stream (`--new-texts N` records, default 1000): the before/after ratio on
+  a shared, noisy machine. REV's `src/zhujian` is exported and renamed to the package `zhujian_before`; each engine
+  keeps its own text cache, so both see every text new; their reports are compared for equality.
+
+After the KB is loaded and compiled, the long-lived objects are moved out of the collector's reach (`gc.freeze()`,
+as a batch worker does); `--no-gc-freeze` leaves the collector as it is.
 
     python benchmarks/engine_speed.py [--runs 2000] [--stream 5000] [--texts 0] [--new-texts 2000] [--long]
+    python benchmarks/engine_speed.py --only-new --new-texts 1000 [--stages] [--no-gc-freeze]
+    python benchmarks/engine_speed.py --against 25fc2e2 --new-texts 1000
 """
 
 from __future__ import annotations
@@ -22,10 +35,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import gc
 import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from zhujian.domain.record import Record
 from zhujian.evaluation import ITEM_OF_TABLE
@@ -57,11 +72,18 @@ def main() -> int:
     parser.add_argument(
         "--only-new", action="store_true", help="run only --new-texts, --long and (with --texts N) text throughput"
     )
+    parser.add_argument("--stages", action="store_true", help="with --new-texts: CPU time per engine stage")
+    parser.add_argument("--no-gc-freeze", action="store_true", help="do not gc.freeze() after loading the KB")
+    parser.add_argument("--against", metavar="REV", help="interleave with the engine of git revision REV")
     args = parser.parse_args()
+    if args.against:
+        return _against(args.against, args.new_texts or 1000, args.stages)
+    global _GC_FREEZE
+    _GC_FREEZE = not args.no_gc_freeze
     if args.only_new:
         kb = load_kb()
         if args.new_texts and DATA.exists():
-            _new_text_stream(kb, args.new_texts)
+            _new_text_stream(kb, args.new_texts, args.stages)
         if args.long:
             _long_texts(kb)
         if args.texts and DATA.exists():
@@ -74,6 +96,7 @@ def main() -> int:
     raw = json.dumps(load_example("male_56_metabolic"), ensure_ascii=False)
     record = Record.model_validate_json(raw)
     build_report(kb, record)  # warm caches (compiled lexicon and rules)
+    _freeze()
 
     # The same record without its prior visit: the plain ~100-item record of the target, with no comparison.
     plain = record.model_copy(update={"prior_visits": []})
@@ -142,61 +165,34 @@ def main() -> int:
         elapsed = time.perf_counter() - t0
         print(f"extract: {len(rows)} distinct texts in {elapsed:.2f} s = {len(rows) / elapsed:,.0f} texts/s (one core)")
     if args.new_texts and DATA.exists():
-        _new_text_stream(kb, args.new_texts)
+        _new_text_stream(kb, args.new_texts, args.stages)
     if args.long:
         _long_texts(kb)
     return 0
 
 
-def _new_text_stream(kb: object, n: int) -> None:
-    """Every text new: records composed like `_stream`, texts drawn without replacement from the distinct texts."""
-    import random
+_GC_FREEZE = True
 
+
+def _freeze() -> None:
+    """Move the KB, the compiled lexicon and rules out of the collector's generations, as a batch worker does."""
+    if _GC_FREEZE:
+        gc.collect()
+        gc.freeze()
+
+
+def _new_text_stream(kb: object, n: int, stages: bool = False) -> None:
+    """Every text new: records composed like `_stream`, texts drawn without replacement from the distinct texts."""
     from zhujian.kb.loader import KnowledgeBase
 
     assert isinstance(kb, KnowledgeBase)
-    rng = random.Random(12)
-    by_table: dict[str, list[str]] = {}
-    with DATA.open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            by_table.setdefault(row["table_id"], []).append(row["text"])
-    for texts in by_table.values():
-        rng.shuffle(texts)
+    raws = _new_text_records(2 * n if stages else n)
     base = load_example("male_56_metabolic")
-
-    def take(table: str) -> str:
-        # Pancreas (0115, 92 distinct texts) and spleen (0116, 481) run out first: their slots then get a new
-        # general ultrasound finding (0101) or conclusion (0102), so that no text is ever seen twice.
-        for source in (table, "0101", "0102"):
-            if by_table[source]:
-                return by_table[source].pop()
-        raise SystemExit(f"--new-texts {n}: not enough distinct texts")
-
-    raws: list[str] = []
-    for i in range(n):
-        items = []
-        for item in base["items"]:
-            value = item["value"]
-            with contextlib.suppress(ValueError):
-                value = f"{float(value) * rng.uniform(0.85, 1.15):.2f}"
-            items.append({**item, "value": value})
-        texts = [{"item": ITEM_OF_TABLE[t], "text": take(t)} for t in STREAM_TABLES]
-        # The prior visit is new too: its values varied and its two texts never seen before.
-        priors = []
-        for visit in base["prior_visits"]:
-            prior_items = []
-            for item in visit["items"]:
-                value = item["value"]
-                with contextlib.suppress(ValueError):
-                    value = f"{float(value) * rng.uniform(0.85, 1.15):.2f}"
-                prior_items.append({**item, "value": value})
-            prior_texts = [{"item": ITEM_OF_TABLE[t], "text": take(t)} for t in ("0113", "0101")]
-            priors.append({**visit, "items": prior_items, "texts": prior_texts})
-        record = {**base, "visit_id": f"N{i}", "items": items, "texts": texts, "prior_visits": priors}
-        raws.append(json.dumps(record, ensure_ascii=False))
+    stage_raws, raws = raws[n:], raws[:n]
     # Compile the lexicon and rules first (once per process), then forget every text result.
     build_report(kb, Record.model_validate(base))
     clear_extraction_cache()
+    _freeze()
     # The machine may be shared: CPU time of this process (time.process_time) is the primary measure, wall time
     # (perf_counter) is given beside it.
     clocks = {"cpu": time.process_time, "wall": time.perf_counter}
@@ -243,6 +239,211 @@ def _new_text_stream(kb: object, n: int) -> None:
             f"median per-record ratio {statistics.median(ratios):.1f}x; "
             f"{14 * len(engine) / sum(engine):,.0f} texts/s through the whole engine (14 texts per record)"
         )
+    if stage_raws:
+        _stage_times(kb, [Record.model_validate(json.loads(raw)) for raw in stage_raws])
+
+
+def _new_text_records(n: int) -> list[str]:
+    """JSON of n records: the example's items varied ±15 %, one real text per exam and a prior visit with varied
+    values and two texts, every text distinct (drawn without replacement from the distinct texts)."""
+    import random
+
+    rng = random.Random(12)
+    by_table: dict[str, list[str]] = {}
+    with DATA.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            by_table.setdefault(row["table_id"], []).append(row["text"])
+    for texts in by_table.values():
+        rng.shuffle(texts)
+    base = load_example("male_56_metabolic")
+
+    def take(table: str) -> str:
+        # Pancreas (0115, 92 distinct texts) and spleen (0116, 481) run out first: their slots then get a new
+        # general ultrasound finding (0101) or conclusion (0102), so that no text is ever seen twice.
+        for source in (table, "0101", "0102"):
+            if by_table[source]:
+                return by_table[source].pop()
+        raise SystemExit(f"{n} records with every text new: not enough distinct texts")
+
+    def vary(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for item in items:
+            value = item["value"]
+            with contextlib.suppress(ValueError):
+                value = f"{float(value) * rng.uniform(0.85, 1.15):.2f}"
+            out.append({**item, "value": value})
+        return out
+
+    raws: list[str] = []
+    for i in range(n):
+        items = vary(base["items"])
+        texts = [{"item": ITEM_OF_TABLE[t], "text": take(t)} for t in STREAM_TABLES]
+        # The prior visit is new too: its values varied and its two texts never seen before.
+        priors = []
+        for visit in base["prior_visits"]:
+            prior_items = vary(visit["items"])
+            prior_texts = [{"item": ITEM_OF_TABLE[t], "text": take(t)} for t in ("0113", "0101")]
+            priors.append({**visit, "items": prior_items, "texts": prior_texts})
+        record = {**base, "visit_id": f"N{i}", "items": items, "texts": texts, "prior_visits": priors}
+        raws.append(json.dumps(record, ensure_ascii=False))
+    return raws
+
+
+def _against(rev: str, n: int, stages: bool = False) -> int:
+    """Before/after in one process: REV's engine (renamed package) and this checkout's, alternating per record."""
+    import importlib
+    import io
+    import re
+    import subprocess
+    import sys
+    import tarfile
+    import tempfile
+
+    archive = subprocess.run(
+        ["git", "-C", str(_ROOT), "archive", rev, "src/zhujian"], check=True, capture_output=True
+    ).stdout
+    workdir = Path(tempfile.mkdtemp(prefix="zhujian-before-"))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(workdir, filter="data")
+    package = workdir / "zhujian_before"
+    (workdir / "src" / "zhujian").rename(package)
+    for source in package.rglob("*.py"):
+        renamed = re.sub(r"\bzhujian\b", "zhujian_before", source.read_text(encoding="utf-8"))
+        source.write_text(renamed, encoding="utf-8")
+    sys.path.insert(0, str(workdir))
+    before_record = importlib.import_module("zhujian_before.domain.record").Record
+    before_kb = importlib.import_module("zhujian_before.kb.loader").load_kb()
+    before_build = importlib.import_module("zhujian_before.pipeline.run").build_report
+    before_clear = importlib.import_module("zhujian_before.pipeline.extract").clear_extraction_cache
+    kb = load_kb()
+    raws = _new_text_records(n)
+    base = load_example("male_56_metabolic")
+    build_report(kb, Record.model_validate(base))
+    before_build(before_kb, before_record.model_validate(base))
+    clear_extraction_cache()
+    before_clear()
+    _freeze()
+    stage_spent = {name: dict.fromkeys(STAGE_NAMES, 0.0) for name in ("before", "after")}
+    if stages:
+        from zhujian.pipeline import run as after_run
+
+        _time_stages(importlib.import_module("zhujian_before.pipeline.run"), stage_spent["before"])
+        _time_stages(after_run, stage_spent["after"])
+    clock = time.process_time
+    loads: list[float] = []
+    spent: dict[str, list[float]] = {"before": [], "after": [], "before validation": [], "after validation": []}
+    identical = 0
+    for i, raw in enumerate(raws):
+        t0 = clock()
+        data = json.loads(raw)
+        loads.append(clock() - t0)
+        docs = {}
+        for name in ("before", "after") if i % 2 == 0 else ("after", "before"):
+            model, build, engine_kb = (
+                (before_record, before_build, before_kb) if name == "before" else (Record, build_report, kb)
+            )
+            t0 = clock()
+            record = model.model_validate(data)
+            t1 = clock()
+            report = build(engine_kb, record)
+            t2 = clock()
+            spent[f"{name} validation"].append(t1 - t0)
+            spent[name].append(t2 - t1)
+            # The version fields name the package and its install, not the report's content.
+            doc = {k: v for k, v in report.to_dict().items() if k not in ("engine_version", "kb_version")}
+            docs[name] = json.dumps(doc, ensure_ascii=False, sort_keys=True)
+        identical += docs["before"] == docs["after"]
+    ms = 1000.0
+    loads_p50 = statistics.median(loads)
+    print(f"{n} records, every text new, before = {rev}, after = this checkout, alternating per record (CPU time)")
+    print(f"reports identical: {identical} of {n}")
+    print("| code | engine p50 ms | engine p90 ms | × json.loads p50 | Record validation p50 ms |")
+    print("|---|---:|---:|---:|---:|")
+    for name in ("before", "after"):
+        engine = spent[name]
+        validation = statistics.median(spent[f"{name} validation"])
+        print(
+            f"| {name} | {statistics.median(engine) * ms:.3f} | {_percentile(engine, 0.9) * ms:.3f} | "
+            f"{statistics.median(engine) / loads_p50:.1f}× | {validation * ms:.3f} |"
+        )
+    print(f"json.loads p50 {loads_p50 * ms:.3f} ms (same records, same loop)")
+    ratios = [a / b for a, b in zip(spent["after"], spent["before"], strict=True)]
+    print(
+        f"after / before: median per record {statistics.median(ratios):.3f}, "
+        f"total {sum(spent['after']) / sum(spent['before']):.3f}"
+    )
+    if stages:
+        print("| stage (CPU ms per record, mean, timers included) | before | after | after / before |")
+        print("|---|---:|---:|---:|")
+        rows = [(label, stage_spent["before"][name], stage_spent["after"][name]) for name, label in STAGE_NAMES.items()]
+        rows.append(
+            (
+                "rest of build_report",
+                sum(spent["before"]) - sum(stage_spent["before"].values()),
+                sum(spent["after"]) - sum(stage_spent["after"].values()),
+            )
+        )
+        rows.append(("whole engine", sum(spent["before"]), sum(spent["after"])))
+        for label, before, after in rows:
+            print(f"| {label} | {before * ms / n:.3f} | {after * ms / n:.3f} | {after / before:.2f} |")
+    return 0 if identical == n else 1
+
+
+STAGE_NAMES = {
+    "evaluate_items": "item evaluation",
+    "extract_text": "text extraction",
+    "derive_conclusions": "rules (derive_conclusions)",
+    "assess_risks": "risk section",
+    "apply_comparison": "comparison with the prior visit",
+}
+
+
+def _time_stages(run: Any, spent: dict[str, float]) -> dict[str, Any]:
+    """Wrap each stage function `build_report` calls (in the module `run`) in a CPU timer adding to `spent`; returns
+    the original functions, to put back with `setattr`."""
+    originals = {name: getattr(run, name) for name in STAGE_NAMES}
+
+    def timed(name: str, original: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[name] += time.process_time() - t0
+
+        return call
+
+    for name, original in originals.items():
+        setattr(run, name, timed(name, original))
+    return originals
+
+
+def _stage_times(kb: object, records: list[Record]) -> None:
+    """CPU time per engine stage and record: each stage function of `build_report` wrapped in a timer."""
+    from zhujian.kb.loader import KnowledgeBase
+    from zhujian.pipeline import run
+
+    assert isinstance(kb, KnowledgeBase)
+    stage_names = STAGE_NAMES
+    spent = dict.fromkeys(stage_names, 0.0)
+    originals = _time_stages(run, spent)
+    try:
+        t0 = time.process_time()
+        for record in records:
+            build_report(kb, record)
+        total = time.process_time() - t0
+    finally:
+        for name, original in originals.items():
+            setattr(run, name, original)
+    ms = 1000.0 / len(records)
+    print(f"stages: {len(records)} further records, every text new; CPU ms per record (timers included)")
+    print("| stage | CPU ms per record | share |")
+    print("|---|---:|---:|")
+    for name, label in stage_names.items():
+        print(f"| {label} | {spent[name] * ms:.3f} | {spent[name] / total:.0%} |")
+    rest = total - sum(spent.values())
+    print(f"| rest of build_report (facts, alerts, ranking, report) | {rest * ms:.3f} | {rest / total:.0%} |")
+    print(f"| whole engine | {total * ms:.3f} | 100% |")
 
 
 def _extract_throughput(kb: object, n: int) -> None:
@@ -254,6 +455,7 @@ def _extract_throughput(kb: object, n: int) -> None:
         rows = list(csv.DictReader(handle))[:n]
     extract_text(kb, "肝脏", "肝脏大小形态正常")
     clear_extraction_cache()
+    _freeze()
     c0, w0 = time.process_time(), time.perf_counter()
     for row in rows:
         extract_text(kb, ITEM_OF_TABLE.get(row["table_id"], row["table_id"]), row["text"])

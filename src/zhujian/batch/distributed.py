@@ -25,6 +25,7 @@ Resume
 from __future__ import annotations
 
 import codecs
+import gc
 import json
 import os
 import time
@@ -87,6 +88,9 @@ def _worker_kb(kb_path: str | None, center: str | None) -> KnowledgeBase:
     if key not in _WORKER_KB:
         config = load_center_config(Path(center)) if center else None
         _WORKER_KB[key] = load_kb(Path(kb_path) if kb_path else None, config)
+        # The KB lives as long as the worker: out of the collector's generations (see runner._init_worker).
+        gc.collect()
+        gc.freeze()
     return _WORKER_KB[key]
 
 

@@ -51,6 +51,7 @@ Resume and crash safety
 from __future__ import annotations
 
 import codecs
+import gc
 import json
 import multiprocessing.connection
 import os
@@ -234,6 +235,14 @@ def _init_worker(kb_file: str, build: ReportBuilder) -> None:
     with open(kb_file, "rb") as fh:
         _worker_kb = pickle.load(fh)
     _worker_build = build
+    _freeze_long_lived()
+
+
+def _freeze_long_lived() -> None:
+    """The KB lives as long as the worker: move it out of the collector's generations, so that the collections the
+    per-record garbage triggers do not traverse its objects again and again (docs/measurements.md, engine speed)."""
+    gc.collect()
+    gc.freeze()
 
 
 def json_line(obj: dict[str, Any]) -> bytes:

@@ -69,6 +69,7 @@ class KBError(Exception):
 
 
 @lru_cache(maxsize=65536)
+@lru_cache(maxsize=65536)
 def normalize_label(text: str) -> str:
     """Key used to match item names and aliases: NFKC, lower case, no spaces, no leading '*' or trailing ':'."""
     key = unicodedata.normalize("NFKC", text).strip().lower()

@@ -150,6 +150,10 @@ def apply_comparison(
 
     previous_ids = {_base_id(c) for c in last.report.conclusions}
     now_ids = {_base_id(c) for c in report.conclusions}
+    # The last visit's conclusions gone now, with their evidence keys, and what the last visit examined: computed
+    # at most once (on first need) rather than for every conclusion compared.
+    gone: list[tuple[Conclusion, set[str]]] | None = None
+    examined: _Examined | None = None
     continued: set[str] = set()
     for c in report.conclusions:
         details: list[str] = []
@@ -173,20 +177,24 @@ def apply_comparison(
                             details.append(f"{f.name}：{change.description}（上次 {_fmt(old_v)}，本次 {_fmt(now_v)}）")
         predecessor = None
         if _base_id(c) not in previous_ids:
-            candidates = last.report.conclusions
+            if gone is None:
+                gone = [(old, _evidence_keys(old)) for old in last.report.conclusions if _base_id(old) not in now_ids]
+            candidates = gone
             if c.merged and _fired_on_its_own(kb, c):
                 # A conclusion of the last visit that is now one of this diagnosis's merged parts (一元化) still
                 # holds and is no earlier form of it: 代谢综合征 is new even if 肥胖 was there before. A line that
                 # exists only as a merge (脂肪肝伴肝酶升高) does continue its parts.
-                candidates = [o for o in candidates if not _merged_into(o, c)]
-            predecessor = _same_problem(c, candidates, now_ids)
+                candidates = [(old, keys) for old, keys in gone if not _merged_into(old, c)]
+            predecessor = _same_problem(c, candidates)
         if predecessor is not None:
             # The same items or findings now support a different conclusion (e.g. 空腹血糖受损 → 糖尿病范围):
             # one problem that changed, not a new one plus a resolved one.
             continued.add(_base_id(predecessor))
             details.insert(0, f"上次({label})为“{predecessor.name}”")
         if _base_id(c) not in previous_ids and predecessor is None:
-            if not _was_examined(c, last):
+            if examined is None:
+                examined = _Examined.of(last)
+            if not examined.any_of(c):
                 # The last visit did not measure what this conclusion rests on: nothing to compare with.
                 c.status = None
                 c.status_detail = [f"上次({label})未做相关检查"]
@@ -219,20 +227,33 @@ def apply_comparison(
     }
 
 
-def _was_examined(c: Conclusion, prior: PriorReport) -> bool:
-    """Did the prior visit have data for any of this conclusion's evidence (an item, a text of the same exam, or a
-    questionnaire answer)?"""
-    items = {e.item_id for e in prior.report.items if e.item_id is not None and e.value is not None}
-    exams = {t.item for t in prior.visit.texts}
-    history = prior.visit.questionnaire is not None
-    for e in c.evidence:
-        if e.item_id is not None and e.item_id in items:
-            return True
-        if e.finding_id is not None and e.source_item in exams:
-            return True
-        if e.kind == "history" and history:
-            return True
-    return False
+@dataclass(frozen=True, slots=True)
+class _Examined:
+    """What a prior visit had data for: items with a value, text exams, a questionnaire."""
+
+    items: frozenset[str]
+    exams: frozenset[str]
+    history: bool
+
+    @classmethod
+    def of(cls, prior: PriorReport) -> _Examined:
+        return cls(
+            frozenset(e.item_id for e in prior.report.items if e.item_id is not None and e.value is not None),
+            frozenset(t.item for t in prior.visit.texts),
+            prior.visit.questionnaire is not None,
+        )
+
+    def any_of(self, c: Conclusion) -> bool:
+        """Did the prior visit have data for any of this conclusion's evidence (an item, a text of the same exam,
+        or a questionnaire answer)?"""
+        for e in c.evidence:
+            if e.item_id is not None and e.item_id in self.items:
+                return True
+            if e.finding_id is not None and e.source_item in self.exams:
+                return True
+            if e.kind == "history" and self.history:
+                return True
+        return False
 
 
 def _evidence_keys(c: Conclusion) -> set[str]:
@@ -241,13 +262,12 @@ def _evidence_keys(c: Conclusion) -> set[str]:
     return keys
 
 
-def _same_problem(c: Conclusion, previous: list[Conclusion], current_ids: set[str]) -> Conclusion | None:
-    """A conclusion of the last visit, gone now, of the same organ system and resting on the same items or findings."""
+def _same_problem(c: Conclusion, gone: list[tuple[Conclusion, set[str]]]) -> Conclusion | None:
+    """A conclusion of the last visit, gone now (`gone`: in the last visit's order, with their evidence keys), of the
+    same organ system and resting on the same items or findings."""
     mine = _evidence_keys(c)
-    for old in previous:
-        if _base_id(old) in current_ids or old.system != c.system:
-            continue
-        if mine & _evidence_keys(old):
+    for old, keys in gone:
+        if old.system == c.system and not mine.isdisjoint(keys):
             return old
     return None
 

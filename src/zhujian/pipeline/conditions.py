@@ -7,7 +7,7 @@ every conclusion can show why it is there.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,8 @@ class Facts:
     # The trigger keys present in this record (see present_keys and history_keys), once the rules computed them:
     # a history condition none of whose keyword keys is present cannot hold.
     present: set[str] | None = None
+    # (entry, lower-cased keyword) → whether the entry affirms the keyword: many rules ask about the same keywords.
+    affirmed: dict[tuple[str, str], bool] = field(default_factory=dict)
 
 
 Result = tuple[bool, list[Evidence]]
@@ -219,13 +221,34 @@ def first_affirmed_entry(
     for entry in entries:
         low = entry.lower()
         for keyword in lowered:
-            pos = low.find(keyword)
-            if pos < 0:
-                continue
-            start = pos
-            while start > 0 and low[start - 1] not in stops:
-                start -= 1
-            if not any(cue in low[start:pos] for cue in cues):
+            if _affirms(low, keyword, cues, stops):
+                return entry
+    return None
+
+
+def _affirms(low: str, keyword: str, cues: tuple[str, ...], stops: Collection[str]) -> bool:
+    """Whether the lower-cased entry `low` mentions `keyword` with no negation cue before it in its clause."""
+    pos = low.find(keyword)
+    if pos < 0:
+        return False
+    start = pos
+    while start > 0 and low[start - 1] not in stops:
+        start -= 1
+    return not any(cue in low[start:pos] for cue in cues)
+
+
+def _first_affirmed_memo(facts: Facts, entries: Iterable[str], keywords: list[str]) -> str | None:
+    """`first_affirmed_entry` with the record's cues and separators, each (entry, keyword) answer kept in `facts`."""
+    memo = facts.affirmed
+    for entry in entries:
+        low: str | None = None
+        for keyword in keywords:
+            answer = memo.get((entry, keyword))
+            if answer is None:
+                if low is None:
+                    low = entry.lower()
+                answer = memo[(entry, keyword)] = _affirms(low, keyword, facts.negation_cues, facts.separators)
+            if answer:
                 return entry
     return None
 
@@ -250,7 +273,7 @@ def _history(cond: HistoryCondition) -> Evaluator:
                 wanted = [k for k, key in keyed[f] if key in present]
                 if not wanted:
                     continue
-            entry = first_affirmed_entry(facts.history.get(f, ()), wanted, facts.negation_cues, facts.separators)
+            entry = _first_affirmed_memo(facts, facts.history.get(f, ()), wanted)
             if entry is not None:
                 return True, [Evidence(kind="history", description=f"{labels[f]}：{entry}")]
         return _NO
@@ -445,10 +468,31 @@ def history_keys(facts: Facts, automaton: Any) -> set[str]:
     return keys
 
 
+# Trigger-key strings of KB item and finding ids, built once rather than for every record.
+_ITEM_KEYS: dict[str, str] = {}
+_FLAG_KEYS: dict[tuple[str, str], str] = {}
+_FINDING_KEYS: dict[str, str] = {}
+
+
 def present_keys(facts: Facts) -> set[str]:
-    keys = {f"item:{k}" for k, e in facts.items.items() if e.value is not None}
-    keys.update(f"flag:{k}:{e.flag}" for k, e in facts.items.items() if e.value is not None)
-    keys.update(f"finding:{k}" for k in facts.findings)
+    keys: set[str] = set()
+    item_keys, flag_keys = _ITEM_KEYS, _FLAG_KEYS
+    for k, e in facts.items.items():
+        if e.value is None:
+            continue
+        key = item_keys.get(k)
+        if key is None:
+            key = item_keys[k] = f"item:{k}"
+        keys.add(key)
+        flag_key = flag_keys.get((k, e.flag))
+        if flag_key is None:
+            flag_key = flag_keys[(k, e.flag)] = f"flag:{k}:{e.flag}"
+        keys.add(flag_key)
+    for k in facts.findings:
+        key = _FINDING_KEYS.get(k)
+        if key is None:
+            key = _FINDING_KEYS[k] = f"finding:{k}"
+        keys.add(key)
     keys.update(f"history:{k}" for k, v in facts.history.items() if v)
     if facts.smoking is not None:
         keys.add("questionnaire:smoking")

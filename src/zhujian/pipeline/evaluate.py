@@ -194,7 +194,7 @@ def _evaluate_one(
     unresolved: list[tuple[EvaluatedItem, tuple[float, ...]]],
 ) -> EvaluatedItem:
     source_name = given.name or given.code or ""
-    raw = None if given.value is None else value_text(given.value)
+    raw = None if given.value is None else given.value if type(given.value) is str else value_text(given.value)
     item_id = None
     if given.code:
         item_id = given.code if given.code in kb.items else kb.resolve_item(given.code)
@@ -306,7 +306,15 @@ def _evaluate_one(
             result.unit = unit
             return result
         factor, offset = conv
-    value = _resolve_number(item, parsed, factor, offset, raw, unit, source_name, where, problems)
+    value: float | None = None
+    if parsed.kind == "number" and parsed.number is not None and not parsed.readings:
+        # The common case, without a message to prepare: one plain reading, used when plausible.
+        value = _convert(parsed.number, factor, offset)
+        if not _plausible(item, value):
+            value = None
+            _resolve_number(item, parsed, factor, offset, raw, unit, source_name, where, problems)
+    else:
+        value = _resolve_number(item, parsed, factor, offset, raw, unit, source_name, where, problems)
     if value is None:
         if parsed.kind == "ambiguous":
             plausible = tuple(
@@ -333,11 +341,7 @@ def _evaluate_one(
 
     ref: tuple[float | None, float | None] | None = None
     if given.reference_range:
-        parsed_range = parse_range(given.reference_range)
-        if parsed_range is not None:
-            ref = (_range_bound(parsed_range.low, factor, offset), _range_bound(parsed_range.high, factor, offset))
-            if any(bound is not None and not math.isfinite(bound) for bound in ref):
-                ref = None  # e.g. "1e307-1e308" mg/dL: beyond any representable number once converted
+        ref = _converted_range(given.reference_range, factor, offset)
         if ref is None:
             problems.append(
                 Problem(
@@ -357,6 +361,20 @@ def _evaluate_one(
             result.ref_source = "kb"
     result.flag = _flag(value, result.ref_low, result.ref_high, result.ref_source, parsed.bound)
     return result
+
+
+@lru_cache(maxsize=16384)
+def _converted_range(text: str, factor: float, offset: float) -> tuple[float | None, float | None] | None:
+    """A printed reference range in the canonical unit, or None when it cannot be read or converted. The same lab
+    prints the same range for every person, so the answer is kept."""
+    parsed_range = parse_range(text)
+    if parsed_range is None:
+        return None
+    low, high = _range_bound(parsed_range.low, factor, offset), _range_bound(parsed_range.high, factor, offset)
+    # e.g. "1e307-1e308" mg/dL: beyond any representable number once converted
+    if (low is not None and not math.isfinite(low)) or (high is not None and not math.isfinite(high)):
+        return None
+    return low, high
 
 
 def _range_bound(bound: float | None, factor: float, offset: float) -> float | None:
@@ -391,10 +409,10 @@ def _resolve_number(
     A number typed with separators ("6,8", "1,234") is read the way its plausible range allows: one plausible
     reading is used and the report says how it was read; several plausible readings are never narrowed down."""
     unit_text = f" {unit}" if unit else ""
-    limits = f"[{_fmt(item.plausible_low)}, {_fmt(item.plausible_high)}] {item.unit}"
     if parsed.kind == "number" and parsed.number is not None:
         value = _convert(parsed.number, factor, offset)
         if not _plausible(item, value):
+            limits = _limits(item)
             problems.append(
                 Problem(
                     "implausible",
@@ -417,6 +435,7 @@ def _resolve_number(
                 )
             )
         return value
+    limits = _limits(item)
     readings = [(r, _convert(r.number, factor, offset)) for r in parsed.readings]
     plausible = [(r, v) for r, v in readings if _plausible(item, v)]
     shown = "、".join(f"{_fmt(r.number)}（{r.how}）" for r, _ in readings)
@@ -447,6 +466,11 @@ def _resolve_number(
         )
     )
     return None
+
+
+def _limits(item: ItemDef) -> str:
+    """The plausible range of an item as messages show it (built only when a message needs it)."""
+    return f"[{_fmt(item.plausible_low)}, {_fmt(item.plausible_high)}] {item.unit}"
 
 
 def _flag(value: float, low: float | None, high: float | None, source: str | None, bound: str | None) -> Flag:

@@ -20,6 +20,7 @@ from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import ahocorasick
@@ -70,8 +71,25 @@ _SENTENCE_END = "。；;\n"
 _CONJUNCTIONS = "及和与或、"
 
 
-_NFKC_TABLE: dict[int, str] = {}
-_SEEN_CHARS: set[str] = set()
+class _NfkcTable(dict[int, str]):
+    """Code point → its NFKC form where that is one character (spans stay valid), else the character itself.
+    Filled on first sight of each character (`str.translate` asks `__missing__`), so no text is scanned for new
+    characters beforehand."""
+
+    def __missing__(self, code: int) -> str:
+        if code in _ENCLOSED_NUMBERS:
+            self[code] = _ENCLOSED_NUMBERS[code]
+            return _ENCLOSED_NUMBERS[code]
+        ch = chr(code)
+        if code >= 128:
+            n = unicodedata.normalize("NFKC", ch)
+            if len(n) == 1:
+                ch = n
+        self[code] = ch
+        return ch
+
+
+_NFKC_TABLE = _NfkcTable()
 # A closing bracket whose group holds Chinese text (a qualifier such as （轻度） or （57次/分）) and that is followed
 # by Chinese text ends one diagnosis of a conclusion list; (IMT) or (CDFI) does not.
 _DIAGNOSIS_CLOSE = re.compile(r"\(([^()]{0,24})\)(?=[\u4e00-\u9fff])")
@@ -98,16 +116,6 @@ def _normalize_chars(text: str, headings: re.Pattern[str] | None = None) -> str:
     followed by Chinese text and a list number (`2.`, `2、`, `②`) become line breaks: each diagnosis then gets its
     own sentence for negation and attributes.
     """
-    unseen = set(text) - _SEEN_CHARS
-    if unseen:
-        for ch in unseen:
-            code = ord(ch)
-            if code in _ENCLOSED_NUMBERS:
-                _NFKC_TABLE[code] = _ENCLOSED_NUMBERS[code]
-            elif code >= 128 and code not in _NFKC_TABLE:
-                n = unicodedata.normalize("NFKC", ch)
-                _NFKC_TABLE[code] = n if len(n) == 1 else ch
-        _SEEN_CHARS.update(unseen)
     out = text.translate(_NFKC_TABLE)
     if "." in out or "、" in out:
         out = _LIST_NUMBER.sub(lambda m: "\n" + " " * (len(m.group(0)) - 1), out)
@@ -204,11 +212,20 @@ class CompiledLexicon:
     # One Aho–Corasick pass over a lower-cased text finds every required literal (of findings and of organ
     # patterns) present; a second one over the normalized text finds every context word (cues, grades, counts).
     literal_automaton: Any = None
+    # One-character literals are looked up in the text's character set instead (they are the automaton's most
+    # frequent hits: 见, 大, 内, 侧).
+    literal_chars: frozenset[str] = frozenset()
+    # Literals one of which every match of `incomplete` contains (None: unknown, always search).
+    incomplete_literals: frozenset[str] | None = None
     group_literal_map: dict[str, dict[str, list[_CompiledFinding]]] = field(default_factory=dict)
     site_literal_order: dict[str, int] = field(default_factory=dict)
     context_automaton: Any = None
     # literal → (site group, findings of that group that need the literal)
     literal_owners: dict[str, list[tuple[str, list[_CompiledFinding]]]] = field(default_factory=dict)
+    # For questionnaire history entries: the forward negation cues, and the clause separators except the
+    # enumeration comma ("否认高血压、糖尿病史" keeps both under the negation).
+    history_negation_cues: tuple[str, ...] = ()
+    history_separators: frozenset[str] = frozenset()
     # exam item label → (its own site, the side it names)
     item_context: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
@@ -323,16 +340,23 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
         group_literal_map=literal_maps,
         site_literal_order={lit: i for i, (lit, _owners) in enumerate(site_literal_map.items())},
     )
+    lexicon.history_negation_cues = tuple(cue for cue, _ in forward)
+    lexicon.history_separators = lexicon.separators - {"、"}
     for group, literal_map in literal_maps.items():
         for lit, owners in literal_map.items():
             lexicon.literal_owners.setdefault(lit, []).append((group, owners))
-    lexicon.literal_automaton = _automaton(
+    incomplete_literals = required_literals(list(ctx.incomplete)) if ctx.incomplete else None
+    lexicon.incomplete_literals = frozenset(incomplete_literals) if incomplete_literals is not None else None
+    literals = (
         [lit for m in literal_maps.values() for lit in m]
         + list(site_literal_map)
         + sorted(
             {lit for cf in compiled for must, sets in cf.clauses or () for lits in (must, *sets) for lit in lits}
         )
+        + sorted(lexicon.incomplete_literals or ())
     )
+    lexicon.literal_chars = frozenset(lit for lit in literals if len(lit) == 1)
+    lexicon.literal_automaton = _automaton([lit for lit in literals if len(lit) > 1])
     lexicon.context_automaton = _automaton(
         [cue for cue, _ in forward + backward]
         + lexicon.pseudo
@@ -489,14 +513,27 @@ class _SizeRuns:
 
     def largest_from(self, p: int) -> float | None:
         best: float | None = None
-        for pair, runs, suffix in zip((True, False), self.runs, self.suffix, strict=True):
+        for pair, runs, suffix in ((True, self.runs[0], self.suffix[0]), (False, self.runs[1], self.suffix[1])):
+            if not runs.starts:
+                continue  # no size of this kind in the sentence, and so none from p either
             extra, joined = runs.scan_from(p)
-            for value in [_sizes_of(m, pair) for m in extra] + [suffix[joined]]:
+            value = suffix[joined]
+            if value is not None and (best is None or value > best):
+                best = value
+            for m in extra:
+                value = _sizes_of(m, pair)
                 if value is not None and (best is None or value > best):
                     best = value
         return best
 
 
+_NO_SIZES = _SizeRuns("", 0, 0, False, False)
+# Characters every match needs (case-insensitive patterns): a size pair one of the multiplication signs, a single
+# size a unit with m (mm, cm) or 米, a heart rate 次 or bpm.
+_PAIR_GATE = re.compile("[x×*X✕]")
+_SINGLE_GATE = re.compile("[mM米]")
+_RATE_GATE = re.compile("次|bpm", re.IGNORECASE)
+_WORD = itemgetter(1)  # the word of an automaton hit (end index, word)
 _SIDE_EVENT = re.compile(r"[左右双]|两(?=侧)")
 _MISSING = object()
 
@@ -550,7 +587,7 @@ class _TextScan:
         # Characters without which an attribute pattern cannot match anywhere in the text: size pairs need a
         # multiplication sign, single sizes a unit (mm, cm, 米), heart rates 次 or bpm, categories RADS or TR.
         self.gates = (
-            any(c in text for c in "xX×*✕"),
+            _PAIR_GATE.search(text) is not None,
             "m" in lowered or "米" in text,
             "次" in text or "bpm" in lowered,
             "rad" in lowered or "tr" in lowered,
@@ -699,23 +736,23 @@ def _nearest_grade(scan: _TextScan, start: int, c_start: int, c_end: int, blank:
     b_start, b_end = blank
     for word, grade, starts in scan.grades:
         n = len(word)
-
-        def usable(pos: int, n: int = n) -> bool:
-            return c_start <= pos and pos + n <= c_end and (pos + n <= b_start or pos >= b_end)
-
+        # A usable occurrence at pos lies wholly in the clause (c_start <= pos, pos + n <= c_end) and outside the
+        # blanked span (pos + n <= b_start or pos >= b_end).
         k = bisect_left(starts, start)
         distance: int | None = None
         i = k - 1
         while i >= 0 and starts[i] >= c_start:
-            if usable(starts[i]):
-                distance = start - starts[i]
+            pos = starts[i]
+            if pos + n <= c_end and (pos + n <= b_start or pos >= b_end):
+                distance = start - pos
                 break
             i -= 1
         i = k
         while i < len(starts) and starts[i] + n <= c_end:
-            if usable(starts[i]):
-                if distance is None or starts[i] - start < distance:
-                    distance = starts[i] - start
+            pos = starts[i]
+            if c_start <= pos and (pos + n <= b_start or pos >= b_end):
+                if distance is None or pos - start < distance:
+                    distance = pos - start
                 break
             i += 1
         if distance is not None and (best is None or distance < best[0]):
@@ -731,7 +768,11 @@ def _read_attrs(scan: _TextScan, start: int) -> dict[str, Any]:
     # Sizes: from the match onwards to the end of its sentence (the lesion is described, then measured).
     sizes = scan.sizes.get(s_start)
     if sizes is None:
-        sizes = scan.sizes[s_start] = _SizeRuns(text, s_start, s_end, scan.gates[0], scan.gates[1])
+        # The text-wide gates, narrowed to the sentence: a sentence without a multiplication sign (or a unit) has
+        # no size pair (or single size), whatever the rest of the text holds.
+        pair = scan.gates[0] and _PAIR_GATE.search(text, s_start, s_end) is not None
+        single = scan.gates[1] and _SINGLE_GATE.search(text, s_start, s_end) is not None
+        sizes = scan.sizes[s_start] = _SizeRuns(text, s_start, s_end, pair, single) if pair or single else _NO_SIZES
     size = sizes.largest_from(start)
     if size is not None:
         attrs["size_mm"] = size
@@ -760,7 +801,8 @@ def _read_attrs(scan: _TextScan, start: int) -> dict[str, Any]:
         attrs["category"] = f"{system} {level}"
     rates = scan.rates.get(s_start)
     if rates is None:
-        rates = scan.rates[s_start] = _Runs(_RATE, text, s_start, s_end, scan.gates[2])
+        possible = scan.gates[2] and _RATE_GATE.search(text, s_start, s_end) is not None
+        rates = scan.rates[s_start] = _Runs(_RATE, text, s_start, s_end, possible)
     extra, joined = rates.scan_from(start)
     rate = extra[0] if extra else (rates.matches[joined] if joined < len(rates.matches) else None)
     if rate is not None:
@@ -860,7 +902,8 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str, *, prefilter: 
     # The required literals present in the text, in one pass (see literals.py); "" stands for "always present".
     present: set[str] | None = None
     if prefilter:
-        present = {word for _last, word in lex.literal_automaton.iter(lowered)}
+        present = set(map(_WORD, lex.literal_automaton.iter(lowered)))
+        present.update(lex.literal_chars.intersection(lowered))
         present.add("")
     mentions = _site_mentions(lex, norm, present)
     mentioned = {s for _, _, s in mentions}
@@ -925,7 +968,9 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str, *, prefilter: 
             matches.append(_Match(cf, start, end, site, side, attrs, _is_uncertain(scan, start)))
 
     findings = _merge(lex, matches, item, text)
-    incomplete = lex.incomplete.search(norm) is not None
+    # A text without any literal the incomplete-view phrases need cannot match them.
+    possible = present is None or lex.incomplete_literals is None or not present.isdisjoint(lex.incomplete_literals)
+    incomplete = possible and lex.incomplete.search(norm) is not None
     return ExtractionResult(findings=findings, incomplete=incomplete, site=default_site)
 
 

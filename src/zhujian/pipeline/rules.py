@@ -55,10 +55,10 @@ class CompiledRules:
     def runnable(self, present: set[str]) -> list[CompiledRule]:
         """Rules whose trigger facts are present, in KB order."""
         chosen: set[int] = set(self.always)
-        for key in present:
-            hits = self.by_trigger.get(key)
-            if hits:
-                chosen.update(hits)
+        by_trigger = self.by_trigger
+        # Only the present keys that wake some rule (a record has many facts no rule waits for).
+        for key in present & by_trigger.keys():
+            chosen.update(by_trigger[key])
         return [self.rules[i] for i in sorted(chosen)]
 
 

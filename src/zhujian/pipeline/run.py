@@ -75,9 +75,8 @@ def build_report(kb: KnowledgeBase, record: Record, *, with_history: bool = True
         smoking=q.smoking,
         drinking=q.drinking,
         grade_ranks=lexicon.grade_ranks,
-        negation_cues=tuple(cue for cue, _ in lexicon.forward_cues),
-        # In a history entry "否认高血压、糖尿病史" the enumeration comma keeps both under the negation.
-        separators=lexicon.separators - {"、"},
+        negation_cues=lexicon.history_negation_cues,
+        separators=lexicon.history_separators,
     )
     alerts = list(evaluation.alerts)
     conclusions = derive_conclusions(kb, facts, findings, alerts, evaluation.items, problems)
