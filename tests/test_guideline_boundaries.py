@@ -250,3 +250,26 @@ def test_negated_history_is_not_history(history: list[str], known: bool) -> None
     report = build_report(default_kb(), record).to_dict()
     evidence = [e["description"] for c in report["conclusions"] for e in c["evidence"] if e["kind"] == "history"]
     assert bool(evidence) is known, evidence
+
+
+# 中国2型糖尿病防治指南(2020年版): in a person treated for diabetes a glucose ≤ 3.9 mmol/L is hypoglycaemia, which needs
+# the treatment reviewed soon (the KB's 低血糖 line: 1-2 weeks), not at the next 3-monthly diabetes recheck.
+@pytest.mark.parametrize(("fpg", "hypoglycaemia"), [(3.2, True), (3.89, True), (4.5, False)])
+def test_low_glucose_of_a_treated_diabetic_keeps_its_own_urgent_line(fpg: float, hypoglycaemia: bool) -> None:
+    record = Record.model_validate(
+        {
+            "visit_id": "b",
+            "sex": "male",
+            "age": 60,
+            "items": [{"code": "glu", "value": fpg}],
+            "questionnaire": {"history": ["2型糖尿病"], "medications": ["二甲双胍"]},
+        }
+    )
+    report = build_report(default_kb(), record).to_dict()
+    lines = {c["icd10"][:3]: c for c in report["conclusions"]}
+    assert "E11" in lines or "E14" in lines, [c["name"] for c in report["conclusions"]]
+    if hypoglycaemia:
+        assert "E16" in lines, [c["name"] for c in report["conclusions"]]
+        assert "1-2周" in lines["E16"]["follow_up"]
+    else:
+        assert "E16" not in lines
