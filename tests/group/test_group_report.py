@@ -151,9 +151,19 @@ def test_tianchi_through_ingest_batch_and_group(tmp_path: Path) -> None:
     reports = [json.loads(line) for line in (tmp_path / "reports.jsonl").read_text(encoding="utf-8").splitlines()]
     people = {r.get("person_id") or r["visit_id"]: r for r in reports}
     assert data["n"] == len(people) == 1000
+    # The counting rule: each line as signed, and each merged part as the KB line of that name.
+    from zhujian.kb.loader import default_kb
+
+    kb_lines = {d.name: (d.name, d.icd10) for d in default_kb().conclusions.values()}
     recount: Counter[tuple[str, str]] = Counter()
     for report in people.values():
-        recount.update({(c["name"], c["icd10"]) for c in report["conclusions"]})
+        lines = {(c["name"], c["icd10"]) for c in report["conclusions"]}
+        for c in report["conclusions"]:
+            for part in c.get("merged") or []:
+                own = kb_lines.get(part) or kb_lines.get(part.split("（")[0])
+                if own is not None:
+                    lines.add(own)
+        recount.update(lines)
     assert recount, "the Tianchi labs give conclusions"
     for conclusion in data["conclusions"]:
         expected = recount[(conclusion["name"], conclusion["icd10"])]
@@ -194,3 +204,31 @@ def test_the_employer_of_a_record_reaches_its_report_and_splits_the_group(kb: An
     assert "employer" not in build_report(kb, Record.model_validate(base)).to_dict()
     group = build_group_report(reports, min_cell=5, by="employer")
     assert [(g["group"], g["n"]) for g in group["groups"]] == [("乙公司", None), ("甲公司", 5)]
+
+
+def test_a_merged_part_still_counts_as_its_own_line(kb: Any) -> None:
+    """一元化 puts 肥胖 and 中心型肥胖 inside 代谢综合征（伴肥胖） for the bundled man: the employer's count of 肥胖 must
+    still hold every such person, recounted here from the reports' own merged lists."""
+    from zhujian.domain.record import Record
+    from zhujian.examples import load_example
+    from zhujian.group import merged_part_lines
+    from zhujian.pipeline.run import build_report
+
+    reports = []
+    for i in range(6):
+        record = dict(load_example("male_56_metabolic"), visit_id=f"V{i}", person_id=f"P{i}")
+        reports.append(build_report(kb, Record.model_validate(record)).to_dict())
+    with_obesity = sum(
+        any(c["name"] == "肥胖" or "肥胖" in (c.get("merged") or []) for c in r["conclusions"]) for r in reports
+    )
+    assert with_obesity == 6, "the example's BMI of 28 and waist of 96 cm give 肥胖 in every report"
+    assert not any(c["name"] == "肥胖" for r in reports for c in r["conclusions"]), "肥胖 is only a merged part here"
+
+    counted = build_group_report(reports, min_cell=5, part_lines=merged_part_lines(kb))
+    obesity = next(c for c in counted["conclusions"] if c["name"] == "肥胖")
+    assert obesity["icd10"] == "E66.9" and obesity["n"] == with_obesity
+    merged_line = next(c for c in counted["conclusions"] if c["name"].startswith("代谢综合征"))
+    assert merged_line["n"] == 6, "the merged line itself is still counted once per person"
+
+    as_signed = build_group_report(reports, min_cell=5)  # without the KB: lines as signed only
+    assert not any(c["name"] == "肥胖" for c in as_signed["conclusions"])

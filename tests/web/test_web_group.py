@@ -51,9 +51,15 @@ def test_group_page_counts_signed_reports_of_the_employer(web: Web) -> None:
     data = client.get("/group/report.json", params={"date_from": "2026-01-01", "date_to": "2026-12-31",
                                                     "employer": "甲公司"}).json()
     assert data["n"] == 6
-    # Every one of the six has the same example's conclusions: each is shown with n = 6.
+    # Every one of the six has the same example's conclusions, and the parts merged into them (一元化) as lines of
+    # their own: each is shown with n = 6.
     example = json.loads(client.get("/api/reports/1", headers=bearer(team.chief)).text)
     names = {c["name"] for c in example["content"]["conclusions"]}
+    kb_names = {d.name for d in client.app.state.web.kb.conclusions.values()}  # type: ignore[attr-defined]
+    for conclusion in example["content"]["conclusions"]:
+        for part in conclusion.get("merged") or []:
+            if part in kb_names or part.split("（")[0] in kb_names:
+                names.add(part if part in kb_names else part.split("（")[0])
     shown = {c["name"]: c["n"] for c in data["conclusions"]}
     assert set(shown) == names
     assert all(n == 6 for n in shown.values())

@@ -4,8 +4,9 @@ results, risk categories and the change against an earlier year, with small cell
 Pure: reports (the engine's report JSON, one per visit) in, a JSON-ready dict out. Counting rules:
 - one person counts once: reports are de-duplicated by `person_id` (the latest exam wins), and by `visit_id` when a
   report has no person id;
-- a conclusion counts the people who have it, matched by name and ICD-10 code (merged names count as the conclusion
-  they were merged into, as the physician signs them);
+- a conclusion counts the people who have it, matched by name and ICD-10 code, as the physician signs it; a part
+  merged into another line (一元化: 肥胖 inside 代谢综合征（伴肥胖）) counts as its own line too when `part_lines` (from
+  the knowledge base: `merged_part_lines(kb)`) knows its name, so merging never lowers a condition's prevalence;
 - every count below `min_cell` (default 5) is suppressed: `n` and `share` are null and `suppressed` is true, in
   tables, charts, JSON and CSV alike. Where a row splits a shown total into parts (sex, age bands), a second part is
   suppressed too when exactly one is, so that the hidden one cannot be recovered by subtraction.
@@ -81,7 +82,20 @@ class Person:
     flags: Mapping[str, str]  # item id -> flag
 
 
-def _person(report: Mapping[str, Any], line: int, by: str | None) -> Person:
+PartLines = Mapping[str, tuple[str, str]]  # a merged part's name -> (name, ICD-10) of its own line
+
+
+def merged_part_lines(kb: Any) -> dict[str, tuple[str, str]]:
+    """Name -> (name, ICD-10) of every KB conclusion, for counting the parts a report merged into another line."""
+    return {str(c.name): (str(c.name), str(c.icd10)) for c in kb.conclusions.values()}
+
+
+def _part_line(name: str, part_lines: PartLines) -> tuple[str, str] | None:
+    # Merged names may carry the qualifier their own rule added (高血压病（血压控制不佳）): the KB name is before it.
+    return part_lines.get(name) or part_lines.get(name.split("（", 1)[0])
+
+
+def _person(report: Mapping[str, Any], line: int, by: str | None, part_lines: PartLines | None = None) -> Person:
     if not isinstance(report, Mapping) or "conclusions" not in report or "visit_id" not in report:
         raise GroupInputError(f"line {line}: not a report (needs visit_id and conclusions, as `zhujian report` writes)")
     sex = report.get("sex") if report.get("sex") in SEXES else "unknown"
@@ -92,6 +106,11 @@ def _person(report: Mapping[str, Any], line: int, by: str | None) -> Person:
         if not isinstance(conclusion, Mapping) or not conclusion.get("name"):
             raise GroupInputError(f"line {line}: a conclusion without a name in visit {report.get('visit_id')!r}")
         conclusions.add((str(conclusion["name"]), str(conclusion.get("icd10") or "")))
+        if part_lines:
+            for part in conclusion.get("merged") or []:
+                own = _part_line(str(part), part_lines)
+                if own is not None:
+                    conclusions.add(own)
         if conclusion.get("level") in ("A", "B"):
             levels.add(str(conclusion["level"]))
     risk = {
@@ -119,11 +138,13 @@ def _person(report: Mapping[str, Any], line: int, by: str | None) -> Person:
     )
 
 
-def people_from_reports(reports: Iterable[Mapping[str, Any]], *, by: str | None = None) -> list[Person]:
+def people_from_reports(
+    reports: Iterable[Mapping[str, Any]], *, by: str | None = None, part_lines: PartLines | None = None
+) -> list[Person]:
     """One Person per examinee: the latest exam of each person_id (visit_id when there is none)."""
     latest: dict[str, Person] = {}
     for line, report in enumerate(reports, start=1):
-        person = _person(report, line, by)
+        person = _person(report, line, by, part_lines)
         kept = latest.get(person.key)
         if kept is None or person.exam_date >= kept.exam_date:
             latest[person.key] = person
@@ -172,13 +193,14 @@ def build_group_report(
     previous: Iterable[Mapping[str, Any]] | None = None,
     config: GroupConfig | None = None,
     title: str | None = None,
+    part_lines: PartLines | None = None,
 ) -> dict[str, Any]:
     """The group report of a cohort as a JSON-ready dict (see the module docstring for the counting rules)."""
     if min_cell < 1:
         raise ValueError("min_cell must be at least 1")
     config = config or default_config()
-    people = people_from_reports(reports, by=by)
-    earlier = people_from_reports(previous) if previous is not None else None
+    people = people_from_reports(reports, by=by, part_lines=part_lines)
+    earlier = people_from_reports(previous, part_lines=part_lines) if previous is not None else None
     result = _cohort_section(people, min_cell=min_cell, config=config, earlier=earlier)
     result["title"] = title or "团体健康体检报告"
     result["min_cell"] = min_cell

@@ -54,8 +54,9 @@ def group_command(
     """Write the employer's group report: headcount by sex and age, prevalence of each conclusion (overall, by sex
     and age band, top 10 with charts), key indicator distributions, A/B counts, risk categories, change since the
     earlier year and advice for the employer. No names or ids appear; small cells are suppressed."""
-    from zhujian.group.aggregate import GroupInputError, build_group_report
+    from zhujian.group.aggregate import GroupInputError, build_group_report, merged_part_lines
     from zhujian.group.render import group_csv, group_xlsx, render_group_html, render_group_pdf
+    from zhujian.kb.loader import default_kb
 
     for path in (reports, previous):
         if path is not None and not path.is_file():
@@ -68,6 +69,7 @@ def group_command(
             by=by,
             previous=list(read_reports(previous)) if previous is not None else None,
             title=title,
+            part_lines=merged_part_lines(default_kb()),
         )
     except (GroupInputError, typer.BadParameter) as exc:
         typer.echo(f"{reports}: {exc}", err=True)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from zhujian.group.aggregate import DEFAULT_MIN_CELL, build_group_report
+from zhujian.group.aggregate import DEFAULT_MIN_CELL, build_group_report, merged_part_lines
 from zhujian.storage.cohorts import CohortFilter, cohort_reports
 from zhujian.storage.db import session_scope
 from zhujian.storage.permissions import ROLE_LABELS
@@ -79,7 +79,11 @@ def group_page(
     cohort, min_cell = query.cohort, query.min_cell
     group: dict[str, Any] | None = None
     if show:
-        group = build_group_report(_cohort_contents(request, cohort, user.actor), min_cell=min_cell)
+        group = build_group_report(
+            _cohort_contents(request, cohort, user.actor),
+            min_cell=min_cell,
+            part_lines=merged_part_lines(web_state(request).kb),
+        )
     response: HTMLResponse = request.app.state.templates.TemplateResponse(
         request,
         "group.html",
@@ -95,7 +99,12 @@ def group_report_file(request: Request, fmt: str, user: CurrentPageUser, query: 
         return Response(status_code=404)
     cohort, min_cell = query.cohort, query.min_cell
     title = f"{cohort.employer or '全部受检者'} 团体健康体检报告"
-    group = build_group_report(_cohort_contents(request, cohort, user.actor), min_cell=min_cell, title=title)
+    group = build_group_report(
+        _cohort_contents(request, cohort, user.actor),
+        min_cell=min_cell,
+        title=title,
+        part_lines=merged_part_lines(web_state(request).kb),
+    )
     from zhujian.group.render import group_csv, render_group_html, render_group_pdf
 
     body: bytes
