@@ -150,3 +150,21 @@ def test_comet_tail_colloid_is_not_a_separate_calcification() -> None:
     codes = _codes(FINDING_ITEM, "甲状腺左叶见一囊性结节，大小约3x2mm，其内可见点状强回声后伴彗星尾征。")
     # 囊性结节 is read as a cyst, as the hand-labelled gold set (tests/data/gold) labels it; both are E04.
     assert codes == {("甲状腺囊肿", "E04")}
+
+
+# Heading-style category lists, one category per side (乳腺BI-RADS分类：右乳3类，左乳4a类), and a side-specific category
+# after a bilateral finding: ACR BI-RADS 5th ed. and C-TIRADS 2020 manage a patient by the highest category, so the
+# finding must carry the highest listed, whichever side it is on.
+@pytest.mark.parametrize(
+    ("text", "finding", "category"),
+    [
+        ("乳腺BI-RADS分类：右乳3类，左乳2类", "breast_nodule", "BI-RADS 3"),
+        ("双乳低回声结节，乳腺BI-RADS分类：右乳2类，左乳4b类", "breast_nodule", "BI-RADS 4B"),
+        ("双乳低回声结节。乳腺BI-RADS分类：右乳4a类，左乳2类", "breast_nodule", "BI-RADS 4A"),
+        ("甲状腺双叶结节。TI-RADS分级：右叶3类，左叶4a类", "thyroid_nodule", "TI-RADS 4A"),
+    ],
+)
+def test_listed_categories_give_the_highest(text: str, finding: str, category: str) -> None:
+    found, _ = _mine(CONCLUSION_ITEM, text)
+    categories = {f.attrs.get("category") for f in found if f.finding_id == finding}
+    assert categories == {category}, [(f.finding_id, f.attrs) for f in found]

@@ -39,10 +39,18 @@ _SIZE_SINGLE = re.compile(
     r"(?:长径|直径|大小|范围|厚度?|宽|约|径)\s*(?:约|为)?\s*[(（]?\s*(\d+(?:\.\d+)?)\s*[)）]?\s*(mm|cm|毫米|厘米)",
     re.IGNORECASE,
 )
+# A side named before a listed category: 右乳 / 左侧乳腺 / 右叶 / 双侧.
+_LISTED_SIDE = r"[左右双]侧?(?:乳腺?|叶|甲状腺)?\s*[:：]?\s*"
 _CATEGORY = re.compile(
     r"(C\s*-?\s*TI\s*-?\s*RADS|ACR\s*TI\s*-?\s*RADS|TI\s*-?\s*RADS|BI\s*-?\s*:?\s*RADS|Lung\s*-?\s*RADS|(?<![A-Za-z])TR)"
-    r"(?:\s*(?:分类|分级))?\s*[:：]?\s*[(（]?\s*(\d[abcABC]?|Ⅰ|Ⅱ|Ⅲ|Ⅳ|Ⅴ|Ⅵ|IV|V?I{1,3}|VI?)([abcABC]?)(?![\d.])\s*[类級级]?",
+    r"(?:\s*(?:分类|分级))?\s*[:：]?\s*(" + _LISTED_SIDE + r")?[(（]?\s*"
+    r"(\d[abcABC]?|Ⅰ|Ⅱ|Ⅲ|Ⅳ|Ⅴ|Ⅵ|IV|V?I{1,3}|VI?)([abcABC]?)(?![\d.])\s*[类級级]?",
     re.IGNORECASE,
+)
+# Heading-style lists give one category per side (乳腺BI-RADS分类：右乳3类，左乳4a类): the finding takes the highest
+# listed, so a suspicious lesion on either side is never read at the lower category (or at none).
+_LISTED_SIDE_CATEGORY = re.compile(
+    r"\s*[，,；;、]\s*(?:" + _LISTED_SIDE + r")[(（]?\s*(\d)([abcABC]?)(?![\d.])\s*[类級级]"
 )
 _ROMAN = {
     "Ⅰ": "1",
@@ -797,7 +805,9 @@ def _read_attrs(scan: _TextScan, start: int) -> dict[str, Any]:
         attrs["grade"] = grade
     if cat is not None:
         system = _CATEGORY_NAMES.get(re.sub(r"[^a-z]", "", cat.group(1).lower()), cat.group(1).upper())
-        level = _ROMAN.get(cat.group(2).upper(), cat.group(2).upper()) + cat.group(3).upper()
+        level = _ROMAN.get(cat.group(3).upper(), cat.group(3).upper()) + cat.group(4).upper()
+        if cat.group(2):
+            level = _highest_listed_level(text, cat.end(), s_end, level)
         attrs["category"] = f"{system} {level}"
     rates = scan.rates.get(s_start)
     if rates is None:
@@ -808,6 +818,18 @@ def _read_attrs(scan: _TextScan, start: int) -> dict[str, Any]:
     if rate is not None:
         attrs["rate_bpm"] = int(rate.group(1))
     return attrs
+
+
+def _highest_listed_level(text: str, pos: int, end: int, level: str) -> str:
+    """The highest of `level` and the per-side categories listed right after it (see _LISTED_SIDE_CATEGORY)."""
+    best, best_rank = level, category_rank(level) or 0.0
+    while (m := _LISTED_SIDE_CATEGORY.match(text, pos, end)) is not None:
+        listed = m.group(1) + m.group(2).upper()
+        rank = category_rank(listed) or 0.0
+        if rank > best_rank:
+            best, best_rank = listed, rank
+        pos = m.end()
+    return best
 
 
 def _side_near(scan: _TextScan, start: int, end: int, lower: int) -> str | None:
@@ -1097,6 +1119,10 @@ def _merge(lex: CompiledLexicon, matches: list[_Match], item: str, original: str
             size = f.attrs.get("size_mm")
             if isinstance(size, int | float) and size > both.attrs.get("size_mm", -1):
                 both.attrs["size_mm"] = size
+            # Its category too (双乳结节。BI-RADS分类：右乳4a类): the bilateral finding keeps the highest.
+            category = f.attrs.get("category")
+            if isinstance(category, str):
+                both.attrs["category"] = _higher_category(both.attrs.get("category"), category)
             del merged[(fid, side)]
     suppressed: set[str] = set()
     for f in merged.values():
