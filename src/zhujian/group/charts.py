@@ -6,63 +6,17 @@ a table hides. Glyphs are drawn as paths, so the SVG needs no font wherever it i
 
 from __future__ import annotations
 
-import io
-import warnings
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-CJK_FONTS = ["Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Micro Hei", "DejaVu Sans"]
+from zhujian.render.svg import figure_svg, new_figure
+
 MALE_COLOUR = "#3b6ea5"
 FEMALE_COLOUR = "#c0504d"
 BAR_COLOUR = "#4a7f6b"
 
 
-# Where Debian's fonts-noto-cjk puts the font; registered directly when matplotlib's font cache predates it.
-NOTO_CJK_FILES = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
-)
-
-
-@cache
-def _set_up_matplotlib() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import font_manager
-
-    known = {font.name for font in font_manager.fontManager.ttflist}
-    if not known.intersection(CJK_FONTS[:-1]):
-        for path in NOTO_CJK_FILES:
-            if Path(path).is_file():
-                font_manager.fontManager.addfont(path)
-    # A missing glyph is reported once per character by matplotlib; the text is still drawn, with boxes.
-    warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
-
-
 def _figure(width: float, height: float) -> Any:
-    # Imported here: matplotlib takes a while to import, and only group reports draw charts.
-    _set_up_matplotlib()
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["font.sans-serif"] = CJK_FONTS
-    plt.rcParams["axes.unicode_minus"] = False
-    plt.rcParams["svg.fonttype"] = "path"
-    plt.rcParams["svg.hashsalt"] = "zhujian"  # stable ids: the same data gives the same SVG
-    return plt.subplots(figsize=(width, height), dpi=100)
-
-
-def _svg(figure: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.StringIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
-    plt.close(figure)
-    text = buffer.getvalue()
-    # The XML declaration and DOCTYPE are not allowed inside HTML; the <svg> element is.
-    return text[text.index("<svg") :]
+    return new_figure(width, height, hash_salt="zhujian")
 
 
 def age_sex_chart(age_sex: list[dict[str, Any]]) -> str | None:
@@ -84,7 +38,7 @@ def age_sex_chart(age_sex: list[dict[str, Any]]) -> str | None:
     axes.set_title("受检人员年龄与性别分布（小于最小单元的格不显示）", fontsize=10)
     axes.legend(frameon=False, fontsize=8)
     axes.spines[["top", "right"]].set_visible(False)
-    return _svg(figure)
+    return figure_svg(figure)
 
 
 def prevalence_chart(conclusions: list[dict[str, Any]], limit: int = 10) -> str | None:
@@ -105,7 +59,7 @@ def prevalence_chart(conclusions: list[dict[str, Any]], limit: int = 10) -> str 
     axes.spines[["top", "right"]].set_visible(False)
     axes.set_xlim(0, max(shares) * 1.2)
     axes.tick_params(axis="y", labelsize=8)
-    return _svg(figure)
+    return figure_svg(figure)
 
 
 def category_chart(title: str, categories: list[dict[str, Any]]) -> str | None:
@@ -120,4 +74,4 @@ def category_chart(title: str, categories: list[dict[str, Any]]) -> str | None:
     axes.set_title(title, fontsize=9)
     axes.tick_params(labelsize=7)
     axes.spines[["top", "right"]].set_visible(False)
-    return _svg(figure)
+    return figure_svg(figure)

@@ -6,15 +6,10 @@ A chart is drawn only for a result that also has a value from an earlier visit; 
 
 from __future__ import annotations
 
-import io
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-from typing import Any
 
-from zhujian.group.charts import CJK_FONTS, NOTO_CJK_FILES
+from zhujian.render.svg import figure_svg, new_figure
 
 LINE_COLOUR = "#0b4f6c"
 ABNORMAL_COLOUR = "#b3261e"
@@ -30,45 +25,6 @@ class TrendPoint:
     abnormal: bool
 
 
-@cache
-def _set_up_matplotlib() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import font_manager
-
-    known = {font.name for font in font_manager.fontManager.ttflist}
-    if not known.intersection(CJK_FONTS[:-1]):
-        for path in NOTO_CJK_FILES:
-            if Path(path).is_file():
-                font_manager.fontManager.addfont(path)
-    warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
-
-
-def _figure(width: float, height: float) -> Any:
-    # Imported here: matplotlib takes a while to import and a report without earlier visits draws nothing.
-    _set_up_matplotlib()
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["font.sans-serif"] = CJK_FONTS
-    plt.rcParams["axes.unicode_minus"] = False
-    plt.rcParams["svg.fonttype"] = "path"
-    plt.rcParams["svg.hashsalt"] = "zhujian-trend"  # stable ids: the same data gives the same SVG
-    return plt.subplots(figsize=(width, height), dpi=100)
-
-
-def _svg(figure: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.StringIO()
-    figure.tight_layout(pad=0.4)
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
-    plt.close(figure)
-    text = buffer.getvalue()
-    # The XML declaration and DOCTYPE are not allowed inside HTML; the <svg> element is.
-    return text[text.index("<svg") :]
-
-
 def trend_chart_svg(
     title: str,
     points: Sequence[TrendPoint],
@@ -80,7 +36,7 @@ def trend_chart_svg(
     labelled with `value_labels` (the numbers as the report prints them). None for fewer than two points."""
     if len(points) < 2 or len(value_labels) != len(points):
         return None
-    figure, axes = _figure(2.35, 1.55)
+    figure, axes = new_figure(2.35, 1.55, hash_salt="zhujian-trend")
     positions = list(range(len(points)))
     values = [p.value for p in points]
     low_edge = min([*values, *(v for v in (ref_low, ref_high) if v is not None)])
@@ -108,4 +64,4 @@ def trend_chart_svg(
     axes.tick_params(axis="y", labelsize=6.5)
     axes.set_title(title, fontsize=8.5)
     axes.spines[["top", "right"]].set_visible(False)
-    return _svg(figure)
+    return figure_svg(figure, pad=0.4)

@@ -73,7 +73,9 @@ class WorklistRow:
 
 
 @dataclass(frozen=True, slots=True)
-class ReportDetail:
+class ReportHead:
+    """A report's state without its content: what every read of one report shows beside the report JSON."""
+
     report_id: int
     visit_id: str
     person_pseudonym: str | None
@@ -82,9 +84,7 @@ class ReportDetail:
     highest_level: str | None
     critical: bool
     has_newer_data: bool
-    content: dict[str, Any]  # the report JSON (Report.to_dict() + provenance per conclusion), a private copy
     content_hash: str
-    raw_record_version: int
     rejection_reason: str | None
     signed_by: str | None  # display names
     signed_at: dt.datetime | None
@@ -95,6 +95,12 @@ class ReportDetail:
     created_at: dt.datetime
     updated_at: dt.datetime
 
+
+@dataclass(frozen=True, slots=True)
+class ReportDetail(ReportHead):
+    content: dict[str, Any]  # the report JSON (Report.to_dict() + provenance per conclusion), a private copy
+    raw_record_version: int
+
     @property
     def conclusions(self) -> list[dict[str, Any]]:
         conclusions: list[dict[str, Any]] = self.content.get("conclusions", [])
@@ -102,29 +108,11 @@ class ReportDetail:
 
 
 @dataclass(frozen=True, slots=True)
-class ReportJson:
-    """One report as the API serves it: the same fields as `ReportDetail` without `raw_record_version`, and the
-    content as the JSON text the database holds. A read of 15–55 kB of report JSON that decodes it only to encode it
-    again spends most of the request on that round trip; `content_json` is passed through as it is stored."""
+class ReportJson(ReportHead):
+    """One report as the API serves it: the content as the JSON text the database holds. A read of 15–55 kB of
+    report JSON that decodes it only to encode it again spends most of the request on that round trip;
+    `content_json` is passed through as it is stored."""
 
-    report_id: int
-    visit_id: str
-    person_pseudonym: str | None
-    status: ReportStatus
-    version: int
-    highest_level: str | None
-    critical: bool
-    has_newer_data: bool
-    content_hash: str
-    rejection_reason: str | None
-    signed_by: str | None
-    signed_at: dt.datetime | None
-    reviewed_by: str | None
-    reviewed_at: dt.datetime | None
-    published_by: str | None
-    published_at: dt.datetime | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
     content_json: str
 
 

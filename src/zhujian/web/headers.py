@@ -17,7 +17,6 @@ import base64
 import hashlib
 import re
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhujian.web.security import scope_is_https
@@ -99,9 +98,9 @@ class SecurityHeadersMiddleware:
                 if message.get("more_body", False):
                     return
                 assert start is not None
-                headers = MutableHeaders(scope=start)
-                _apply(headers, scope.get("path", ""), docs_policy(bytes(body)), https)
-                headers["Content-Length"] = str(len(body))
+                headers = _with_security_headers(start.get("headers") or [], True, https, docs_policy(bytes(body)))
+                start["headers"] = [(n, v) for n, v in headers if n.lower() != b"content-length"]
+                start["headers"].append((b"content-length", str(len(body)).encode("latin-1")))
                 await send(start)
                 await send({"type": "http.response.body", "body": bytes(body), "more_body": False})
                 return
@@ -131,9 +130,10 @@ _SET_BY_US = frozenset(name for name, _ in _RAW_HEADERS[(False, True, True)])
 
 
 def _with_security_headers(
-    headers: list[tuple[bytes, bytes]], no_store: bool, https: bool
+    headers: list[tuple[bytes, bytes]], no_store: bool, https: bool, policy: str | None = None
 ) -> list[tuple[bytes, bytes]]:
-    """The response's own headers, less any it set itself that this middleware sets, plus this middleware's."""
+    """The response's own headers, less any it set itself that this middleware sets, plus this middleware's; with
+    `policy`, that Content-Security-Policy instead of the page or PDF one (the documentation pages)."""
     pdf = False
     kept = []
     for name, value in headers:
@@ -142,15 +142,5 @@ def _with_security_headers(
             pdf = True
         if lowered not in _SET_BY_US:
             kept.append((name, value))
-    kept.extend(_RAW_HEADERS[(pdf, no_store, https)])
+    kept.extend(_RAW_HEADERS[(pdf, no_store, https)] if policy is None else _raw_headers(policy, no_store, https))
     return kept
-
-
-def _apply(headers: MutableHeaders, path: str, policy: str, https: bool) -> None:
-    headers["Content-Security-Policy"] = policy
-    for name, value in COMMON_HEADERS.items():
-        headers[name] = value
-    if not path.startswith("/static/"):
-        headers["Cache-Control"] = "no-store"
-    if https:
-        headers["Strict-Transport-Security"] = HSTS

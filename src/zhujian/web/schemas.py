@@ -17,7 +17,7 @@ from zhujian.storage.edits import (
     MergeConclusions,
     ReorderConclusions,
 )
-from zhujian.storage.values import AuditEntry, ReportDetail, ReportJson, ReportSummary, WorklistRow
+from zhujian.storage.values import AuditEntry, ReportDetail, ReportHead, ReportJson, ReportSummary, WorklistRow
 from zhujian.web.capacity import MAX_DATABASE_ID, MAX_OFFSET
 
 ReportStatusName = Literal["draft", "edited", "signed", "reviewed", "published", "rejected"]
@@ -140,54 +140,13 @@ class ReportOut(BaseModel):
 
     @classmethod
     def of(cls, detail: ReportDetail) -> ReportOut:
-        return cls(
-            report_id=detail.report_id,
-            visit_id=detail.visit_id,
-            person_pseudonym=detail.person_pseudonym,
-            status=detail.status,
-            version=detail.version,
-            highest_level=detail.highest_level,
-            critical=detail.critical,
-            has_newer_data=detail.has_newer_data,
-            rejection_reason=detail.rejection_reason,
-            signed_by=detail.signed_by,
-            signed_at=detail.signed_at,
-            reviewed_by=detail.reviewed_by,
-            reviewed_at=detail.reviewed_at,
-            published_by=detail.published_by,
-            published_at=detail.published_at,
-            created_at=detail.created_at,
-            updated_at=detail.updated_at,
-            content_hash=detail.content_hash,
-            content=detail.content,
-        )
-
+        return cls(**_head_fields(cls, detail), content=detail.content)
 
     @classmethod
     def json_of(cls, report: ReportJson) -> Response:
         """The answer for a report read: this model's JSON with the stored content JSON put in as it is, neither
         decoded nor validated again (it was validated when it was written). Same document as `of(...)` gives."""
-        head = cls.model_construct(
-            report_id=report.report_id,
-            visit_id=report.visit_id,
-            person_pseudonym=report.person_pseudonym,
-            status=report.status,
-            version=report.version,
-            highest_level=report.highest_level,
-            critical=report.critical,
-            has_newer_data=report.has_newer_data,
-            rejection_reason=report.rejection_reason,
-            signed_by=report.signed_by,
-            signed_at=report.signed_at,
-            reviewed_by=report.reviewed_by,
-            reviewed_at=report.reviewed_at,
-            published_by=report.published_by,
-            published_at=report.published_at,
-            created_at=report.created_at,
-            updated_at=report.updated_at,
-            content_hash=report.content_hash,
-            content={},
-        ).model_dump_json()
+        head = cls.model_construct(**_head_fields(cls, report), content={}).model_dump_json()
         # `content` is the model's last field, so the document ends with its placeholder.
         tail = '"content":{}}'
         if not head.endswith(tail):
@@ -195,6 +154,10 @@ class ReportOut(BaseModel):
         body = "".join((head[: -len(tail)], '"content":', report.content_json, "}"))
         return Response(body.encode(), media_type="application/json")
 
+
+def _head_fields(model: type[BaseModel], report: ReportHead) -> dict[str, Any]:
+    """The model's fields other than `content`, read from the report's head of the same names."""
+    return {name: getattr(report, name) for name in model.model_fields if name != "content"}
 
 def json_response(model: BaseModel, status_code: int = 200) -> Response:
     """A response model's JSON, serialized once by pydantic. Returning a Response skips FastAPI's second validation
