@@ -6,17 +6,14 @@ a recheck task gets a contact; the operations page exports CSV. No page of this 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import socket
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alerts_helpers import MovableClock
 
+from browser_testing import CHROMIUM, CHROMIUM_ARGS, browser_missing, live_server
 from db_testing import PASSWORD, Team, copy_of, load_case, make_team
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.settings import Settings
@@ -27,26 +24,14 @@ from zhujian.web.app import create_app
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "web"))
 from web_helpers import SECRET_KEY
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 SCREENSHOT = Path(__file__).resolve().parents[2] / "test-output" / "alerts_page.png"
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
-if importlib.util.find_spec("playwright") is None:
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+if (missing := browser_missing()) is not None:
+    pytest.skip(missing, allow_module_level=True)
 
 
 @pytest.fixture
 def server(sqlite_template: Path, tmp_path: Path, kb: KnowledgeBase) -> Iterator[tuple[str, Team, MovableClock]]:
-    import uvicorn
-
     url = copy_of(sqlite_template, tmp_path)
     engine = create_db_engine(url)
     factory = create_session_factory(engine)
@@ -63,20 +48,10 @@ def server(sqlite_template: Path, tmp_path: Path, kb: KnowledgeBase) -> Iterator
             update={"person_id": "P-IFG", "exam_date": dt.date.today() - dt.timedelta(days=170)}
         )
         sign_report(session, submit_record(session, ifg, kb=kb, actor=team.manager).report_id, actor=team.chief)
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not uv.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", team, clock
+        with live_server(app) as base:
+            yield base, team, clock
     finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
 
 

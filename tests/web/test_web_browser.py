@@ -3,17 +3,14 @@ of the worklist, edit a conclusion's advice through htmx, sign (confirmed), and 
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from web_helpers import SECRET_KEY
 
+from browser_testing import CHROMIUM, CHROMIUM_ARGS, browser_missing, live_server
 from db_testing import FAST_HASHER
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.settings import Settings
@@ -21,56 +18,23 @@ from zhujian.storage.db import create_db_engine, create_session_factory, session
 from zhujian.web.app import create_app
 from zhujian.web.demo import DemoAccount, set_up_demo
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path(__file__).resolve().parents[2] / "test-output" / "review_page.png"
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
-if importlib.util.find_spec("playwright") is None:
-    pytest.skip(
-        "playwright is not installed (pip install playwright; never `playwright install`)", allow_module_level=True
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+if (missing := browser_missing()) is not None:
+    pytest.skip(missing, allow_module_level=True)
 
 
 @pytest.fixture
 def server(sqlite_url: str, kb: KnowledgeBase) -> Iterator[tuple[str, dict[str, DemoAccount]]]:
-    import uvicorn
-
     engine = create_db_engine(sqlite_url)
     factory = create_session_factory(engine)
     with session_scope(factory) as session:
         accounts = set_up_demo(session, Settings(database_url=sqlite_url), kb, record_count=6, hasher=FAST_HASHER)
     app = create_app(Settings(database_url=sqlite_url, secret_key=SECRET_KEY), kb=kb, session_factory=factory)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not uv.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", {a.username: a for a in accounts}
+        with live_server(app) as base:
+            yield base, {a.username: a for a in accounts}
     finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
 
 

@@ -8,17 +8,15 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import re
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from test_web_browser import CHROMIUM, CHROMIUM_ARGS, _free_port
 from web_helpers import SECRET_KEY
 
+from browser_testing import CHROMIUM, CHROMIUM_ARGS, live_server
 from db_testing import FAST_HASHER
 from zhujian.domain.record import Record
 from zhujian.examples import load_example
@@ -51,8 +49,6 @@ class Workbench:
 def workbench(sqlite_url: str, kb: KnowledgeBase) -> Iterator[Workbench]:
     """The demo data (six records and the demo accounts) plus one record with a long visit id, behind uvicorn; the
     app is made first so that the alerts the records open read its fixed clock."""
-    import uvicorn
-
     engine = create_db_engine(sqlite_url)
     factory = create_session_factory(engine)
     settings = Settings(database_url=sqlite_url, secret_key=SECRET_KEY)
@@ -65,20 +61,10 @@ def workbench(sqlite_url: str, kb: KnowledgeBase) -> Iterator[Workbench]:
         data["person_id"] = "P-EXTRA-1"
         chief_actor = _actor(session, "chief")
         services.submit_record(session, Record.model_validate(data), kb=kb, actor=chief_actor)
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not uv.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
     try:
-        yield Workbench(f"http://127.0.0.1:{port}", {a.username: a for a in accounts}, factory)
+        with live_server(app) as base:
+            yield Workbench(base, {a.username: a for a in accounts}, factory)
     finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
 
 

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import re
-import threading
-import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from importlib import resources
@@ -21,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from web_helpers import SECRET_KEY, bearer, example_record
 
+from browser_testing import CHROMIUM, CHROMIUM_ARGS, browser_missing, live_server
 from db_testing import FAST_HASHER, PASSWORD, Team
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.settings import Settings
@@ -200,34 +198,19 @@ def test_api_documentation_pages_allow_only_their_own_inline_blocks(web: Web, pa
 
 # ------------------------------------------------------------------------------------------------ in Chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-
-
 @pytest.fixture
 def server(sqlite_url: str, kb: KnowledgeBase) -> Iterator[tuple[str, dict[str, DemoAccount]]]:
-    import uvicorn
-
-    if not Path(CHROMIUM).exists() or importlib.util.find_spec("playwright") is None:
-        pytest.skip(f"needs {CHROMIUM} and playwright (see tests/web/test_web_browser.py)")
+    if (missing := browser_missing()) is not None:
+        pytest.skip(missing)
     engine = create_db_engine(sqlite_url)
     factory = create_session_factory(engine)
     with session_scope(factory) as session:
         accounts = set_up_demo(session, Settings(database_url=sqlite_url), kb, record_count=4, hasher=FAST_HASHER)
     app = create_app(Settings(database_url=sqlite_url, secret_key=SECRET_KEY), kb=kb, session_factory=factory)
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not uv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    port = uv.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}", {a.username: a for a in accounts}
+        with live_server(app) as base:
+            yield base, {a.username: a for a in accounts}
     finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
 
 
