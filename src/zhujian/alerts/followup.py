@@ -26,8 +26,9 @@ from zhujian.kb.loader import KnowledgeBase
 from zhujian.pipeline.run import build_report
 from zhujian.storage.audit import append_audit
 from zhujian.storage.errors import InvalidEdit, InvalidTransition, NotFound
-from zhujian.storage.models import FollowUpContact, FollowUpTask, Person, RawRecord, Report, User, Visit
+from zhujian.storage.models import FollowUpContact, FollowUpTask, RawRecord, Report, Visit
 from zhujian.storage.permissions import authorize
+from zhujian.storage.queries import display_names, with_visit
 from zhujian.storage.values import Actor
 
 logger = logging.getLogger("zhujian.alerts.followup")
@@ -266,10 +267,7 @@ def list_tasks(
     today = policy.local_date(now_of(session))
     lead = policy.rules.followup.contact_lead_days
     query = (
-        select(FollowUpTask, Visit.visit_id, Person.pseudonym)
-        .join(Report, FollowUpTask.report_id == Report.id)
-        .join(Visit, Report.visit_pk == Visit.id)
-        .outerjoin(Person, Visit.person_id == Person.id)
+        with_visit(FollowUpTask, FollowUpTask.report_id)
     )
     if state == "closed":
         query = query.where(FollowUpTask.status == "closed")
@@ -286,14 +284,9 @@ def list_tasks(
     rows = session.execute(
         query.order_by(FollowUpTask.status.desc(), FollowUpTask.due_date, FollowUpTask.id).limit(limit)
     ).all()
-    names = _names(session, {t.closed_by_id for t, _, _ in rows if t.closed_by_id})
+    names = display_names(session, {t.closed_by_id for t, _, _ in rows if t.closed_by_id})
     return [_task_info(t, v, p, today, lead, names) for t, v, p in rows]
 
-
-def _names(session: Session, user_ids: set[int]) -> dict[int, str]:
-    if not user_ids:
-        return {}
-    return {uid: name for uid, name in session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))}
 
 
 def _task_info(
@@ -330,10 +323,7 @@ def get_task(session: Session, task_id: int, *, actor: Actor) -> FollowUpTaskInf
 
 def _load_info(session: Session, task_id: int) -> FollowUpTaskInfo:
     row = session.execute(
-        select(FollowUpTask, Visit.visit_id, Person.pseudonym)
-        .join(Report, FollowUpTask.report_id == Report.id)
-        .join(Visit, Report.visit_pk == Visit.id)
-        .outerjoin(Person, Visit.person_id == Person.id)
+        with_visit(FollowUpTask, FollowUpTask.report_id)
         .where(FollowUpTask.id == task_id)
         .execution_options(populate_existing=True)
     ).one_or_none()
@@ -342,7 +332,7 @@ def _load_info(session: Session, task_id: int) -> FollowUpTaskInfo:
     task, visit_id, pseudonym = row
     policy = policy_of(session)
     today = policy.local_date(now_of(session))
-    names = _names(session, {task.closed_by_id} if task.closed_by_id else set())
+    names = display_names(session, {task.closed_by_id} if task.closed_by_id else set())
     return _task_info(task, visit_id, pseudonym, today, policy.rules.followup.contact_lead_days, names)
 
 

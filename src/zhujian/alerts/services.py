@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 from zhujian.alerts.clock import now_of, policy_of
 from zhujian.storage.audit import append_audit
 from zhujian.storage.errors import InvalidEdit, InvalidTransition, NotFound
-from zhujian.storage.models import Alert, AlertAttempt, Person, Report, User, Visit
+from zhujian.storage.models import Alert, AlertAttempt, Report
 from zhujian.storage.permissions import authorize
+from zhujian.storage.queries import display_names, with_visit
 from zhujian.storage.values import Actor
 
 AlertStatus = Literal["open", "notified", "closed", "overdue"]
@@ -143,11 +144,6 @@ def open_alerts_for_report(session: Session, report_id: int, *, actor: Actor | N
 # ------------------------------------------------------------------------------------------------ reading
 
 
-def _names(session: Session, user_ids: set[int]) -> dict[int, str]:
-    if not user_ids:
-        return {}
-    return {uid: name for uid, name in session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))}
-
 
 def _info(
     alert: Alert,
@@ -196,10 +192,7 @@ def list_alerts(
     now = now_of(session)
     policy = policy_of(session)
     query = (
-        select(Alert, Visit.visit_id, Person.pseudonym)
-        .join(Report, Alert.report_id == Report.id)
-        .join(Visit, Report.visit_pk == Visit.id)
-        .outerjoin(Person, Visit.person_id == Person.id)
+        with_visit(Alert, Alert.report_id)
     )
     if status == "overdue":
         query = query.where(Alert.status == "open", Alert.due_at <= now)
@@ -209,7 +202,7 @@ def list_alerts(
         query = query.where(Alert.status == status)
     stage = case((Alert.status == "open", 0), (Alert.status == "notified", 1), else_=2)
     rows = session.execute(query.order_by(stage, Alert.due_at, Alert.level, Alert.id).limit(limit)).all()
-    names = _names(session, {a.notified_by_id for a, _, _ in rows if a.notified_by_id})
+    names = display_names(session, {a.notified_by_id for a, _, _ in rows if a.notified_by_id})
     infos = [_info(a, v, p, now, names, policy.escalation_role(a.level)) for a, v, p in rows]
     # Within open alerts the query already puts the earliest deadline (so the overdue ones) first.
     return infos
@@ -222,10 +215,7 @@ def get_alert(session: Session, alert_id: int, *, actor: Actor) -> AlertInfo:
 
 def _load_info(session: Session, alert_id: int) -> AlertInfo:
     row = session.execute(
-        select(Alert, Visit.visit_id, Person.pseudonym)
-        .join(Report, Alert.report_id == Report.id)
-        .join(Visit, Report.visit_pk == Visit.id)
-        .outerjoin(Person, Visit.person_id == Person.id)
+        with_visit(Alert, Alert.report_id)
         .where(Alert.id == alert_id)
         .execution_options(populate_existing=True)
     ).one_or_none()
@@ -236,7 +226,7 @@ def _load_info(session: Session, alert_id: int) -> AlertInfo:
         session.scalars(select(AlertAttempt).where(AlertAttempt.alert_id == alert_id).order_by(AlertAttempt.id))
     )
     ids = {a.actor_id for a in attempt_rows if a.actor_id} | ({alert.notified_by_id} if alert.notified_by_id else set())
-    names = _names(session, ids)
+    names = display_names(session, ids)
     attempts = tuple(
         AlertAttemptInfo(
             occurred_at=a.occurred_at,

@@ -58,6 +58,7 @@ from zhujian.storage.models import (
     utc_now,
 )
 from zhujian.storage.permissions import authorize
+from zhujian.storage.queries import display_names
 from zhujian.storage.values import (
     Actor,
     AuditEntry,
@@ -625,10 +626,7 @@ def _detail(session: Session, report: Report) -> ReportDetail:
     )
     raw_version = session.scalar(select(RawRecord.version).where(RawRecord.id == report.raw_record_id))
     user_ids = {i for i in (report.signed_by_id, report.reviewed_by_id, report.published_by_id) if i is not None}
-    names: dict[int, str] = {}
-    if user_ids:
-        rows = session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))
-        names = {user_id: name for user_id, name in rows}
+    names = display_names(session, user_ids)
     return ReportDetail(
         report_id=report.id,
         visit_id=visit.visit_id,
