@@ -4,19 +4,12 @@ of the worklist, edit a conclusion's advice through htmx, sign (confirmed), and 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from web_helpers import SECRET_KEY
 
-from browser_testing import CHROMIUM, CHROMIUM_ARGS, browser_missing, live_server
-from db_testing import FAST_HASHER
-from zhujian.kb.loader import KnowledgeBase
-from zhujian.settings import Settings
-from zhujian.storage.db import create_db_engine, create_session_factory, session_scope
-from zhujian.web.app import create_app
-from zhujian.web.demo import DemoAccount, set_up_demo
+from browser_testing import CHROMIUM, CHROMIUM_ARGS, browser_missing
+from zhujian.web.demo import DemoAccount
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "test-output" / "review_page.png"
 
@@ -24,24 +17,10 @@ if (missing := browser_missing()) is not None:
     pytest.skip(missing, allow_module_level=True)
 
 
-@pytest.fixture
-def server(sqlite_url: str, kb: KnowledgeBase) -> Iterator[tuple[str, dict[str, DemoAccount]]]:
-    engine = create_db_engine(sqlite_url)
-    factory = create_session_factory(engine)
-    with session_scope(factory) as session:
-        accounts = set_up_demo(session, Settings(database_url=sqlite_url), kb, record_count=6, hasher=FAST_HASHER)
-    app = create_app(Settings(database_url=sqlite_url, secret_key=SECRET_KEY), kb=kb, session_factory=factory)
-    try:
-        with live_server(app) as base:
-            yield base, {a.username: a for a in accounts}
-    finally:
-        engine.dispose()
-
-
-def test_edit_sign_and_audit_in_the_browser(server: tuple[str, dict[str, DemoAccount]]) -> None:
+def test_edit_sign_and_audit_in_the_browser(demo_server: tuple[str, dict[str, DemoAccount]]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    base, accounts = server
+    base, accounts = demo_server
     advice = "浏览器测试：两周内复查血钾并就诊"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

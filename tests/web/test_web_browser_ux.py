@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 from web_helpers import SECRET_KEY
 
-from browser_testing import CHROMIUM, CHROMIUM_ARGS, live_server
+from browser_testing import CHROMIUM, CHROMIUM_ARGS, browser_missing, live_server
 from db_testing import FAST_HASHER
 from zhujian.domain.record import Record
 from zhujian.examples import load_example
@@ -28,6 +28,9 @@ from zhujian.storage.models import User
 from zhujian.storage.values import Actor
 from zhujian.web.app import create_app
 from zhujian.web.demo import DemoAccount, set_up_demo
+
+if (missing := browser_missing()) is not None:
+    pytest.skip(missing, allow_module_level=True)
 
 # The alert loop's clock: alerts opened by the demo records carry this time, 04:30 the next day in Shanghai (UTC+8).
 OPENED_AT = dt.datetime(2026, 3, 1, 20, 30, tzinfo=dt.UTC)

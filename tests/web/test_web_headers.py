@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
@@ -16,15 +15,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from web_helpers import SECRET_KEY, bearer, example_record
+from web_helpers import bearer, example_record
 
-from browser_testing import CHROMIUM, CHROMIUM_ARGS, browser_missing, live_server
-from db_testing import FAST_HASHER, PASSWORD, Team
-from zhujian.kb.loader import KnowledgeBase
-from zhujian.settings import Settings
-from zhujian.storage.db import create_db_engine, create_session_factory, session_scope
-from zhujian.web.app import create_app
-from zhujian.web.demo import DemoAccount, set_up_demo
+from browser_testing import CHROMIUM, CHROMIUM_ARGS
+from db_testing import PASSWORD, Team
 
 Web = tuple[TestClient, Team]
 TEMPLATES = Path(str(resources.files("zhujian.web"))) / "templates"
@@ -198,28 +192,12 @@ def test_api_documentation_pages_allow_only_their_own_inline_blocks(web: Web, pa
 
 # ------------------------------------------------------------------------------------------------ in Chromium
 
-@pytest.fixture
-def server(sqlite_url: str, kb: KnowledgeBase) -> Iterator[tuple[str, dict[str, DemoAccount]]]:
-    if (missing := browser_missing()) is not None:
-        pytest.skip(missing)
-    engine = create_db_engine(sqlite_url)
-    factory = create_session_factory(engine)
-    with session_scope(factory) as session:
-        accounts = set_up_demo(session, Settings(database_url=sqlite_url), kb, record_count=4, hasher=FAST_HASHER)
-    app = create_app(Settings(database_url=sqlite_url, secret_key=SECRET_KEY), kb=kb, session_factory=factory)
-    try:
-        with live_server(app) as base:
-            yield base, {a.username: a for a in accounts}
-    finally:
-        engine.dispose()
-
-
 def test_chromium_reports_no_policy_violation_and_the_page_scripts_run(
-    server: tuple[str, dict[str, Any]],
+    demo_server: tuple[str, dict[str, Any]],
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    base, accounts = server
+    base, accounts = demo_server
     violations: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
