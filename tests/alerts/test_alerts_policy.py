@@ -8,7 +8,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from zhujian.alerts.policy import PolicyError, default_alerts_file, default_policy, followup_window, load_alerts_file
+from zhujian.alerts.policy import (
+    MonthRange,
+    PolicyError,
+    default_alerts_file,
+    default_policy,
+    followup_month_range,
+    followup_window,
+    load_alerts_file,
+)
 from zhujian.kb.loader import KnowledgeBase
 
 UTC = dt.UTC
@@ -121,3 +129,19 @@ def test_an_unknown_center_time_zone_is_refused_with_its_name() -> None:
     with pytest.raises(ValidationError, match="ZHUJIAN_CENTER_TIMEZONE 'Mars/Olympus'"):
         load_settings(center_timezone="Mars/Olympus")
     assert load_settings(center_timezone="UTC").center_timezone == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("3-6个月复查血脂", MonthRange(3, 6, False)),
+        ("1个月内就诊", MonthRange(1, None, True)),
+        ("1-2年复查", MonthRange(12, 24, False)),
+        ("每3个月复查糖化血红蛋白", None),  # a repeating schedule names no date
+        ("2周内复查", None),  # weeks are not months
+        ("立即就诊", None),
+        ("6-3个月", None),  # a backwards range
+    ],
+)
+def test_month_ranges_of_follow_up_texts(text: str, expected: MonthRange | None) -> None:
+    assert followup_month_range(text, default_alerts_file().followup) == expected

@@ -241,3 +241,40 @@ def followup_urgency_days(text: str | None, rules: FollowUpRules) -> float | Non
 
 # Only for ranking windows against each other ("1个月内" before "6周"), never for due dates.
 _DAYS_PER_MONTH = 30.4
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MonthRange:
+    """A follow-up window stated in months or years: from `first` to `last` months after the exam (`last` None for
+    a single point), `within` when the text says 内/以内 ("1个月内就诊": by then, not at then)."""
+
+    first: int
+    last: int | None
+    within: bool
+
+
+@lru_cache(maxsize=8)
+def _month_window_pattern(units: tuple[str, ...]) -> re.Pattern[str]:
+    # "每3个月" / "每1-3个月" is a repeating schedule, not a date: the optional 每 is captured so that such a match is
+    # consumed whole and skipped instead of matching its "3个月" tail. Longest unit first (个月 before 月).
+    alternatives = "|".join(re.escape(u) for u in sorted(units, key=len, reverse=True))
+    separators = re.escape(_RANGE_SEPARATORS)
+    return re.compile(rf"(每\s*)?(?<!\d)(\d{{1,2}})\s*(?:[{separators}]\s*(\d{{1,2}}))?\s*({alternatives})(内|以内)?")
+
+
+def followup_month_range(text: str | None, rules: FollowUpRules) -> MonthRange | None:
+    """The first window of a follow-up text stated in months or years (the KB's `month_units`), for printing the
+    calendar months it points to: "3-6个月复查" → 3 to 6, "1个月内就诊" → 1 (within), "1-2年" → 12 to 24. None when the
+    text states none (立即就诊, 2周内, 每年, 每3个月) or the range is empty or backwards."""
+    if not text:
+        return None
+    pattern = _month_window_pattern(tuple(rules.month_units))
+    match = next((m for m in pattern.finditer(text) if m.group(1) is None), None)
+    if match is None:
+        return None
+    factor = rules.month_units[match.group(4)]
+    first = int(match.group(2)) * factor
+    last = int(match.group(3)) * factor if match.group(3) else None
+    if first == 0 or (last is not None and last < first):
+        return None
+    return MonthRange(first, last, bool(match.group(5)))

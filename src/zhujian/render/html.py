@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from zhujian.alerts.policy import default_alerts_file, followup_month_range
 from zhujian.render.typography import display_unit, format_measured, measured_text, typeset
 
 DEFAULT_CENTER_NAME = "健康体检中心"
@@ -79,12 +80,6 @@ _INPUT_LABELS = {
     "hypertension_treated": "降压治疗情况",
 }
 
-# A follow-up window that states months (or years): "3-6个月复查", "1个月内就诊", "6–12个月", "1年后", "1-2年".
-# "每3个月" / "每1-3个月" is a repeating schedule, not a date: the optional 每 is captured so that such a match is
-# consumed whole and skipped instead of matching its "3个月" tail.
-_WINDOW = re.compile(r"(每\s*)?(?<!\d)(\d{1,2})\s*(?:[-–—~～至到]\s*(\d{1,2}))?\s*(个月|月|年)(内|以内)?")
-
-
 class ReportFormatError(ValueError):
     """The input is not a report JSON this renderer understands; the message names the field."""
 
@@ -98,20 +93,15 @@ def _follow_up_months(follow_up: str, exam_date: dt.date | None) -> tuple[str, s
     """(复查 or 就诊, the months: "2026-06 至 2026-09", "2026-04 前" or "2027-03") of a follow-up window."""
     if exam_date is None or not follow_up:
         return None
-    match = next((m for m in _WINDOW.finditer(follow_up) if m.group(1) is None), None)
-    if match is None:
-        return None
-    factor = 12 if match.group(4) == "年" else 1
-    first = int(match.group(2)) * factor
-    last = int(match.group(3)) * factor if match.group(3) else None
-    if first == 0 or (last is not None and last < first):
+    window = followup_month_range(follow_up, default_alerts_file().followup)
+    if window is None:
         return None
     label = "就诊" if "就诊" in follow_up and "复查" not in follow_up else "复查"
-    if last is not None and last != first:
-        return label, f"{_add_months(exam_date, first)} 至 {_add_months(exam_date, last)}"
-    if match.group(5):
-        return label, f"{_add_months(exam_date, first)} 前"
-    return label, _add_months(exam_date, first)
+    if window.last is not None and window.last != window.first:
+        return label, f"{_add_months(exam_date, window.first)} 至 {_add_months(exam_date, window.last)}"
+    if window.within:
+        return label, f"{_add_months(exam_date, window.first)} 前"
+    return label, _add_months(exam_date, window.first)
 
 
 def follow_up_schedule(follow_up: str, exam_date: dt.date | None) -> str | None:
