@@ -38,6 +38,7 @@ from zhujian.domain.record import Record
 from zhujian.evaluation import ITEM_OF_TABLE
 from zhujian.examples import example_names, load_example
 from zhujian.kb.loader import KnowledgeBase, load_kb
+from zhujian.pipeline.build_info import engine_build
 from zhujian.pipeline.extract import clear_extraction_cache, extract_text
 from zhujian.pipeline.run import build_report
 
@@ -215,7 +216,7 @@ def main() -> int:
         digests[key] = hashlib.sha256(text.encode("utf-8")).hexdigest()
         docs[key] = text
     elapsed = time.perf_counter() - started
-    print(f"{len(digests)} outputs in {elapsed:.1f} s", file=sys.stderr)
+    print(f"{len(digests)} outputs in {elapsed:.1f} s; {engine_build()}", file=sys.stderr)
 
     if args.out is not None:
         meta = {"records": args.records, "seed": args.seed, "texts": args.texts, "tianchi": args.tianchi}

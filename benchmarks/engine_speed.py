@@ -46,6 +46,7 @@ from zhujian.domain.record import Record
 from zhujian.evaluation import ITEM_OF_TABLE
 from zhujian.examples import load_example
 from zhujian.kb.loader import load_kb
+from zhujian.pipeline.build_info import engine_build
 from zhujian.pipeline.extract import clear_extraction_cache, extract_text
 from zhujian.pipeline.run import build_report
 
@@ -220,6 +221,7 @@ def _new_text_stream(kb: object, n: int, stages: bool = False) -> None:
     ms = 1000.0
     size = statistics.median(len(r.encode()) for r in raws)
     print(f"every text new: {n} records (94 items, 12 texts, a prior visit with 2 texts, all new; {size:.0f} B JSON)")
+    print(engine_build())
     print("records alternate between the CPU-time and the wall-time clock")
     print("| step | clock | p50 ms | p95 ms | p99 ms | mean ms |")
     print("|---|---|---:|---:|---:|---:|")
