@@ -8,6 +8,8 @@ from importlib.machinery import EXTENSION_SUFFIXES
 
 # The engine's modules that a compiled install replaces (pyproject.toml, [tool.zhujian.compiled]).
 ENGINE_MODULES = (
+    "zhujian.domain.report",
+    "zhujian.kb.loader",
     "zhujian.pipeline.compare",
     "zhujian.pipeline.conditions",
     "zhujian.pipeline.evaluate",
