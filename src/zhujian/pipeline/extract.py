@@ -28,7 +28,7 @@ import ahocorasick
 from zhujian.domain.report import Finding
 from zhujian.kb.loader import KnowledgeBase, normalize_label
 from zhujian.kb.schema import FindingDef, SiteDef
-from zhujian.pipeline.literals import required_literal_clauses, required_literals
+from zhujian.pipeline.literals import first_char_class, required_literal_clauses, required_literals
 
 _SIZE_PAIR = re.compile(
     r"(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?\s*[x×*X✕]\s*(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?"
@@ -243,9 +243,19 @@ _ASCII_LETTER = re.compile(r"[A-Za-z]")
 
 def _compile(pattern: str) -> re.Pattern[str]:
     """Case-insensitive only where the pattern has Latin letters (CDFI, BI-RADS): case folding slows the matching of
-    the many all-Chinese patterns for nothing. Escapes (\\d, \\s) and group syntax (?P<name>) are not text."""
+    the many all-Chinese patterns for nothing. Escapes (\\d, \\s) and group syntax (?P<name>) are not text.
+
+    Led by a lookahead for the characters a match can start with (see `first_char_class`): the same matches, but
+    `re` no longer tries every alternative, with its lookbehinds, at every position of the text."""
     text = re.sub(r"\\.|\(\?P?<[A-Za-z_]+>", "", pattern)
-    return re.compile(pattern, re.IGNORECASE if _ASCII_LETTER.search(text) else 0)
+    flags = re.IGNORECASE if _ASCII_LETTER.search(text) else 0
+    first = first_char_class(pattern, flags)
+    if first is not None:
+        try:
+            return re.compile(f"(?={first})(?:{pattern})", flags)
+        except re.error:
+            pass
+    return re.compile(pattern, flags)
 
 
 def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
