@@ -169,6 +169,18 @@ class _CompiledSitePattern:
 
 
 @dataclass(slots=True)
+class _ContextRoles:
+    """What one context word is in the KB's lists, with its place in each list: forward and backward negation cues
+    (with their reach), grade words, uncertainty cues (how many times listed) and count words (rank, count)."""
+
+    forward: list[tuple[int, int]] = field(default_factory=list)
+    backward: list[tuple[int, int]] = field(default_factory=list)
+    grades: list[tuple[int, str]] = field(default_factory=list)
+    uncertainty: int = 0
+    counts: list[tuple[int, int | str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class _Match:
     finding: _CompiledFinding
     start: int
@@ -228,6 +240,13 @@ class CompiledLexicon:
     group_literal_map: dict[str, dict[str, list[_CompiledFinding]]] = field(default_factory=dict)
     site_literal_order: dict[str, int] = field(default_factory=dict)
     context_automaton: Any = None
+    # Context words → their roles (see _ContextRoles); pseudo-negation phrases have none.
+    context_roles: dict[str, _ContextRoles] = field(default_factory=dict)
+    # site group → trigger literal → the alternatives of that group's findings it triggers, as (finding, literals
+    # the alternative needs all of, literal sets it needs one literal of each); see `_triggers`.
+    group_triggers: dict[str, dict[str, list[tuple[_CompiledFinding, frozenset[str], tuple[frozenset[str], ...]]]]] = (
+        field(default_factory=dict)
+    )
     # literal → (site group, findings of that group that need the literal)
     literal_owners: dict[str, list[tuple[str, list[_CompiledFinding]]]] = field(default_factory=dict)
     # For questionnaire history entries: the forward negation cues, and the clause separators except the
@@ -363,6 +382,7 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
     for group, literal_map in literal_maps.items():
         for lit, owners in literal_map.items():
             lexicon.literal_owners.setdefault(lit, []).append((group, owners))
+    lexicon.group_triggers = _triggers(compiled)
     incomplete_literals = required_literals(list(ctx.incomplete)) if ctx.incomplete else None
     lexicon.incomplete_literals = frozenset(incomplete_literals) if incomplete_literals is not None else None
     literals = (
@@ -375,6 +395,18 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
     )
     lexicon.literal_chars = frozenset(lit for lit in literals if len(lit) == 1)
     lexicon.literal_automaton = _automaton([lit for lit in literals if len(lit) > 1])
+    roles: dict[str, _ContextRoles] = {}
+    for order, (cue, max_chars) in enumerate(forward):
+        roles.setdefault(cue, _ContextRoles()).forward.append((order, max_chars))
+    for order, (cue, max_chars) in enumerate(backward):
+        roles.setdefault(cue, _ContextRoles()).backward.append((order, max_chars))
+    for order, (word, grade, _rank) in enumerate(grades):
+        roles.setdefault(word, _ContextRoles()).grades.append((order, grade))
+    for cue in lexicon.uncertainty:
+        roles.setdefault(cue, _ContextRoles()).uncertainty += 1
+    for rank, (word, count) in enumerate(lexicon.counts):
+        roles.setdefault(word, _ContextRoles()).counts.append((rank, count))
+    lexicon.context_roles = roles
     lexicon.context_automaton = _automaton(
         [cue for cue, _ in forward + backward]
         + lexicon.pseudo
@@ -383,6 +415,32 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
         + [word for word, _count in lexicon.counts]
     )
     return lexicon
+
+
+def _selectivity(literals: frozenset[str]) -> tuple[int, int]:
+    """Longer shortest literal first (rarer), then fewer literals."""
+    return (min(len(x) for x in literals), -len(literals))
+
+
+def _triggers(
+    compiled: list[_CompiledFinding],
+) -> dict[str, dict[str, list[tuple[_CompiledFinding, frozenset[str], tuple[frozenset[str], ...]]]]]:
+    """Per site group, trigger literal → alternatives. An alternative is triggered by the longest literal it needs
+    on its own, else by each literal of its most selective set: it cannot match unless one of its triggers occurs, so
+    a text is checked only against the alternatives its literals trigger. (Findings without clauses are always
+    tried: `group_always`.) A finding whose clauses are met has one of its `literals` present too, since those are
+    one requirement of each alternative."""
+    out: dict[str, dict[str, list[tuple[_CompiledFinding, frozenset[str], tuple[frozenset[str], ...]]]]] = {}
+    for cf in compiled:
+        if cf.clauses is None:
+            continue
+        for group in cf.definition.sites or [""]:
+            by_literal = out.setdefault(group, {})
+            for must, sets in cf.clauses:
+                best: frozenset[str] = frozenset({max(sorted(must), key=len)}) if must else max(sets, key=_selectivity)
+                for key in sorted(best):
+                    by_literal.setdefault(key, []).append((cf, must, sets))
+    return out
 
 
 def _automaton(words: list[str]) -> Any:
@@ -552,6 +610,7 @@ _PAIR_GATE = re.compile("[x×*X✕]")
 _SINGLE_GATE = re.compile("[mM米]")
 _RATE_GATE = re.compile("次|bpm", re.IGNORECASE)
 _WORD = itemgetter(1)  # the word of an automaton hit (end index, word)
+_FIRST = itemgetter(0)
 _SIDE_EVENT = re.compile(r"[左右双]|两(?=侧)")
 _MISSING = object()
 
@@ -591,17 +650,46 @@ class _TextScan:
         for last, word in lex.context_automaton.iter(text):
             occ.setdefault(word, []).append(last - len(word) + 1)
         self.occ = occ
-        # Only the cues and grade words that occur in this text, each with its sorted start positions.
-        self.forward = [(cue, m, occ[cue]) for cue, m in lex.forward_cues if cue in occ]
-        self.backward = [(cue, m, occ[cue]) for cue, m in lex.backward_cues if cue in occ]
-        self.grades = [(word, grade, occ[word]) for word, grade, _rank in lex.grades if word in occ]
+        # Only the cues and grade words that occur in this text, each with its sorted start positions, in the KB's
+        # order (a grade tie goes to the word listed first); built from the few words found, not from every word
+        # of the KB.
+        forward: list[tuple[int, str, int, list[int]]] = []
+        backward: list[tuple[int, str, int, list[int]]] = []
+        grades: list[tuple[int, str, str, list[int]]] = []
         # Uncertainty cues and count words as (start, end[, rank in the KB's list, count]) sorted by start.
-        self.uncertain = sorted((p, p + len(cue)) for cue in lex.uncertainty for p in occ.get(cue, ()))
-        self.counted = sorted(
-            (p, p + len(word), rank, value)
-            for rank, (word, value) in enumerate(lex.counts)
-            for p in occ.get(word, ())
-        )
+        uncertain: list[tuple[int, int]] = []
+        counted: list[tuple[int, int, int, int | str]] = []
+        roles_of = lex.context_roles
+        for word, starts in occ.items():
+            roles = roles_of.get(word)
+            if roles is None:
+                continue  # a pseudo-negation phrase only
+            for order, max_chars in roles.forward:
+                forward.append((order, word, max_chars, starts))
+            for order, max_chars in roles.backward:
+                backward.append((order, word, max_chars, starts))
+            for order, grade in roles.grades:
+                grades.append((order, word, grade, starts))
+            n = len(word)
+            for _ in range(roles.uncertainty):
+                for p in starts:
+                    uncertain.append((p, p + n))
+            for rank, value in roles.counts:
+                for p in starts:
+                    counted.append((p, p + n, rank, value))
+        if len(forward) > 1:
+            forward.sort(key=_FIRST)
+        if len(backward) > 1:
+            backward.sort(key=_FIRST)
+        if len(grades) > 1:
+            grades.sort(key=_FIRST)
+        uncertain.sort()
+        counted.sort()
+        self.forward = [(cue, m, starts) for _order, cue, m, starts in forward]
+        self.backward = [(cue, m, starts) for _order, cue, m, starts in backward]
+        self.grades = [(word, grade, starts) for _order, word, grade, starts in grades]
+        self.uncertain = uncertain
+        self.counted = counted
         # Characters without which an attribute pattern cannot match anywhere in the text: size pairs need a
         # multiplication sign, single sizes a unit (mm, cm, 米), heart rates 次 or bpm, categories RADS or TR.
         self.gates = (
@@ -954,14 +1042,22 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str, *, prefilter: 
                 for cf in owners:
                     chosen[cf.index] = cf
     else:
-        for word in present & lex.literal_owners.keys():
-            for group, owners in lex.literal_owners[word]:
-                if group in groups:
-                    for cf in owners:
+        # A finding is a candidate when one of its alternatives has every literal it needs (`clauses`); each
+        # alternative is looked at only when its trigger literal (one it cannot match without) is present.
+        for group in groups:
+            triggers = lex.group_triggers.get(group)
+            if triggers is None:
+                continue
+            for word in triggers.keys() & present:
+                for cf, must, sets in triggers[word]:
+                    if cf.index in chosen or not must <= present:
+                        continue
+                    for lits in sets:
+                        if present.isdisjoint(lits):
+                            break
+                    else:
                         chosen[cf.index] = cf
     candidates = [chosen[i] for i in sorted(chosen)]
-    if present is not None:
-        candidates = [cf for cf in candidates if cf.clauses is None or _clauses_met(cf.clauses, present)]
 
     scan: _TextScan | None = None
     matches: list[_Match] = []
@@ -1016,21 +1112,6 @@ def _split_clauses(
         (frozenset(next(iter(r)) for r in branch if len(r) == 1), tuple(r for r in branch if len(r) > 1))
         for branch in clauses
     )
-
-
-def _clauses_met(
-    clauses: tuple[tuple[frozenset[str], tuple[frozenset[str], ...]], ...], present: set[str]
-) -> bool:
-    for must, sets in clauses:
-        if must <= present:
-            if not sets:
-                return True
-            for lits in sets:
-                if present.isdisjoint(lits):
-                    break
-            else:
-                return True
-    return False
 
 
 def _item_context(lex: CompiledLexicon, item: str) -> tuple[str | None, str | None]:
