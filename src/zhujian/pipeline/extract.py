@@ -30,6 +30,19 @@ from zhujian.kb.loader import KnowledgeBase, normalize_label
 from zhujian.kb.schema import FindingDef, SiteDef
 from zhujian.pipeline.literals import first_char_class, required_literal_clauses, required_literals
 
+
+def _led_by_first_chars(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    """`pattern` led by a lookahead for the characters a match can start with (see `first_char_class`): the same
+    matches, but `re` no longer tries every alternative, with its lookbehinds, at every position of the text."""
+    first = first_char_class(pattern, flags)
+    if first is not None:
+        try:
+            return re.compile(f"(?={first})(?:{pattern})", flags)
+        except re.error:
+            pass
+    return re.compile(pattern, flags)
+
+
 _SIZE_PAIR = re.compile(
     r"(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?\s*[x×*X✕]\s*(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?"
     r"(?:\s*[x×*X✕]\s*(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?)?",
@@ -41,7 +54,7 @@ _SIZE_SINGLE = re.compile(
 )
 # A side named before a listed category: 右乳 / 左侧乳腺 / 右叶 / 双侧.
 _LISTED_SIDE = r"[左右双]侧?(?:乳腺?|叶|甲状腺)?\s*[:：]?\s*"
-_CATEGORY = re.compile(
+_CATEGORY = _led_by_first_chars(
     r"(C\s*-?\s*TI\s*-?\s*RADS|ACR\s*TI\s*-?\s*RADS|TI\s*-?\s*RADS|BI\s*-?\s*:?\s*RADS|Lung\s*-?\s*RADS|(?<![A-Za-z])TR)"
     r"(?:\s*(?:分类|分级))?\s*[:：]?\s*(" + _LISTED_SIDE + r")?[(（]?\s*"
     r"(\d[abcABC]?|Ⅰ|Ⅱ|Ⅲ|Ⅳ|Ⅴ|Ⅵ|IV|V?I{1,3}|VI?)([abcABC]?)(?![\d.])\s*[类級级]?",
@@ -106,7 +119,9 @@ _HAS_CJK = re.compile(r"[\u4e00-\u9fff]")
 # line: each number starts a new diagnosis, so it becomes a line break (the number is blanked, spans stay valid) and
 # each diagnosis keeps its own category, side and negation. A number after a RADS name is a category, and one after a
 # comparison or a colon is a value (`E/A<14.左心功能` is E/A<1 then item 4), not an item.
-_LIST_NUMBER = re.compile(r"(?<![\d.A-Za-z<>=≤≥/:~+-])(?<!RADS )(?<!RADS)\d{1,2}[.、](?=\s*[\u4e00-\u9fff])")
+_LIST_NUMBER = _led_by_first_chars(
+    r"(?<![\d.A-Za-z<>=≤≥/:~+-])(?<!RADS )(?<!RADS)\d{1,2}[.、](?=\s*[\u4e00-\u9fff])"
+)
 # Enclosed list numbers: ①-⑳, ⑴-⒇ and ⒈-⒛ (NFKC would turn them into plain digits).
 _ENCLOSED_NUMBERS = {code: "\n" for code in range(0x2460, 0x249C)}
 
@@ -263,18 +278,9 @@ _ASCII_LETTER = re.compile(r"[A-Za-z]")
 def _compile(pattern: str) -> re.Pattern[str]:
     """Case-insensitive only where the pattern has Latin letters (CDFI, BI-RADS): case folding slows the matching of
     the many all-Chinese patterns for nothing. Escapes (\\d, \\s) and group syntax (?P<name>) are not text.
-
-    Led by a lookahead for the characters a match can start with (see `first_char_class`): the same matches, but
-    `re` no longer tries every alternative, with its lookbehinds, at every position of the text."""
+    Led by a lookahead for its first characters (`_led_by_first_chars`)."""
     text = re.sub(r"\\.|\(\?P?<[A-Za-z_]+>", "", pattern)
-    flags = re.IGNORECASE if _ASCII_LETTER.search(text) else 0
-    first = first_char_class(pattern, flags)
-    if first is not None:
-        try:
-            return re.compile(f"(?={first})(?:{pattern})", flags)
-        except re.error:
-            pass
-    return re.compile(pattern, flags)
+    return _led_by_first_chars(pattern, re.IGNORECASE if _ASCII_LETTER.search(text) else 0)
 
 
 def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
@@ -358,7 +364,7 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
         terminators=list(ctx.terminators),
         pseudo=list(ctx.pseudo_negation),
         uncertainty=list(ctx.uncertainty),
-        incomplete=re.compile("|".join(f"(?:{p})" for p in ctx.incomplete)),
+        incomplete=_led_by_first_chars("|".join(f"(?:{p})" for p in ctx.incomplete)),
         separators=frozenset(ctx.separators),
         grades=grades,
         grade_ranks={g.grade: g.rank for g in kb.context.attributes.grades},
@@ -604,6 +610,7 @@ class _SizeRuns:
 
 
 _NO_SIZES = _SizeRuns("", 0, 0, False, False)
+_NO_RATES = _Runs(_RATE, "", 0, 0, False)
 # Characters every match needs (case-insensitive patterns): a size pair one of the multiplication signs, a single
 # size a unit with m (mm, cm) or 米, a heart rate 次 or bpm.
 _PAIR_GATE = re.compile("[x×*X✕]")
@@ -910,7 +917,7 @@ def _read_attrs(scan: _TextScan, start: int) -> dict[str, Any]:
     rates = scan.rates.get(s_start)
     if rates is None:
         possible = scan.gates[2] and _RATE_GATE.search(text, s_start, s_end) is not None
-        rates = scan.rates[s_start] = _Runs(_RATE, text, s_start, s_end, possible)
+        rates = scan.rates[s_start] = _Runs(_RATE, text, s_start, s_end) if possible else _NO_RATES
     extra, joined = rates.scan_from(start)
     rate = extra[0] if extra else (rates.matches[joined] if joined < len(rates.matches) else None)
     if rate is not None:
@@ -1129,6 +1136,11 @@ def _item_context(lex: CompiledLexicon, item: str) -> tuple[str | None, str | No
     return default_site, item_side
 
 
+def _mention_order(mention: tuple[int, int, str]) -> tuple[int, int]:
+    """Leftmost first, then longest first."""
+    return (mention[0], mention[0] - mention[1])
+
+
 def _site_mentions(lex: CompiledLexicon, norm: str, present: set[str] | None) -> list[tuple[int, int, str]]:
     """Organ mentions, leftmost-longest and non-overlapping (左肾 wins over 肾). `present`: the required literals
     found in the text (None: try every organ pattern)."""
@@ -1140,14 +1152,20 @@ def _site_mentions(lex: CompiledLexicon, norm: str, present: set[str] | None) ->
                 active[id(sp)] = sp
     else:
         order = lex.site_literal_order
-        for k in sorted(order[w] for w in present if w in order):
-            for sp in lex.site_literals[k][1]:
-                active[id(sp)] = sp
+        # The organ literals present (a set intersection in C, not a walk over every present literal), in the
+        # KB's order: patterns are run, and equal mentions kept, in that order.
+        hits = order.keys() & present
+        if hits:
+            for k in sorted([order[w] for w in hits]):
+                for sp in lex.site_literals[k][1]:
+                    active[id(sp)] = sp
     for sp in active.values():
         for m in sp.pattern.finditer(norm):
-            if m.end() > m.start():
-                found.append((m.start(), m.end(), sp.site))
-    found.sort(key=lambda x: (x[0], x[0] - x[1]))
+            start, end = m.span()
+            if end > start:
+                found.append((start, end, sp.site))
+    if len(found) > 1:
+        found.sort(key=_mention_order)
     mentions: list[tuple[int, int, str]] = []
     last_end = -1
     for start, end, site in found:
@@ -1165,9 +1183,9 @@ def _merge(lex: CompiledLexicon, matches: list[_Match], item: str, original: str
     occurrences: dict[tuple[str, str | None], int] = {}
     for m in sorted(matches, key=lambda x: x.start):
         fd = m.finding.definition
-        per_side = fd.per_side or (m.site is not None and lex.sites[m.site].paired and fd.per_side)
-        key = (fd.id, m.side if per_side else None)
-        attrs = dict(m.attrs)
+        key = (fd.id, m.side if fd.per_side else None)
+        # The match's own dict (built for it by _read_attrs and used nowhere else) becomes the finding's.
+        attrs = m.attrs
         if fd.default_grade and "grade" not in attrs:
             attrs["grade"] = fd.default_grade
         if m.side is not None:
