@@ -5,6 +5,8 @@
   the active sites.
 - Attribute scans answered from one scan per sentence (`_Runs`) equal a fresh `finditer` from the match onwards.
 - A long text without sentence breaks costs time linear in its length, not quadratic.
+- Patterns led by a lookahead for their possible first characters (`first_char_class`) match exactly what the plain
+  patterns match.
 """
 
 from __future__ import annotations
@@ -23,14 +25,18 @@ from hypothesis import strategies as st
 from zhujian.evaluation import ITEM_OF_TABLE
 from zhujian.kb.loader import default_kb
 from zhujian.pipeline.extract import (
+    _CATEGORY,
+    _LIST_NUMBER,
     _RATE,
     _SIZE_PAIR,
     _SIZE_SINGLE,
     ExtractionResult,
     _extract_uncached,
+    _normalize_chars,
     _Runs,
     lexicon_for,
 )
+from zhujian.pipeline.literals import first_char_class
 
 # ../shared/data beside the checkout (or further up for a worktree); the test skips when it is absent.
 TEXTS = next(
@@ -109,3 +115,41 @@ def test_long_unbroken_text_is_linear() -> None:
     small, large = best(100), best(800)
     # Eight times the text: about eight times the time when linear, 64 times when quadratic.
     assert large / small < 24, (small, large)
+
+
+def test_first_character_lookahead_keeps_every_match() -> None:
+    lex = lexicon_for(default_kb())
+    sources = [("|".join(f"(?:{p})" for p in cf.definition.patterns), cf.pattern) for cf in lex.findings]
+    sources += [
+        ("|".join(f"(?:{p})" for p in cf.definition.exclude), cf.exclude)
+        for cf in lex.findings
+        if cf.exclude is not None
+    ]
+    # Organ patterns, the incomplete-view phrases, RADS categories and list numbers: the pattern inside the lookahead.
+    guarded_only = [entry.pattern for entry in lex.site_patterns] + [lex.incomplete, _CATEGORY, _LIST_NUMBER]
+    sources += [(g.pattern.split("(?:", 1)[1][:-1], g) for g in guarded_only if g.pattern.startswith("(?=")]
+    pairs = [(re.compile(source, guarded.flags), guarded) for source, guarded in sources]
+    assert sum(plain.pattern != guarded.pattern for plain, guarded in pairs) > 100, "most patterns are guarded"
+    texts = [_normalize_chars(text, lex.headings) for _item, text in _sample(1500)]
+    texts += [text for _item, text in _sample(1500)]  # as read by the list-number search: before normalization
+    for plain, guarded in pairs:
+        for text in texts:
+            assert [m.span() for m in guarded.finditer(text)] == [m.span() for m in plain.finditer(text)], (
+                plain.pattern,
+                text,
+            )
+
+
+def test_first_character_class() -> None:
+    assert first_char_class("(?<!淋巴)结节|(?:大小)?约?\\d") == "[\\U00007ed3\\U00005927\\U00007ea6\\d]"
+    # Already cheap for `re` (led by a literal or a class), or not describable: no lookahead.
+    assert first_char_class("结节") is None
+    assert first_char_class("(?:a|b)c") is None
+    assert first_char_class("(?<!x).{0,3}结节") is None
+    assert first_char_class("(?<!x)[^a]") is None
+    assert first_char_class("(?<!x)a?") is None  # can match the empty string
+    # Under case folding a literal and a one-character class match the same characters.
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    for letter in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        as_class = re.compile(f"[\\U{ord(letter):08x}]", re.IGNORECASE)
+        assert as_class.findall(every) == re.compile(letter, re.IGNORECASE).findall(every)

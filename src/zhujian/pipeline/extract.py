@@ -28,7 +28,20 @@ import ahocorasick
 from zhujian.domain.report import Finding
 from zhujian.kb.loader import KnowledgeBase, normalize_label
 from zhujian.kb.schema import FindingDef, SiteDef
-from zhujian.pipeline.literals import required_literal_clauses, required_literals
+from zhujian.pipeline.literals import first_char_class, required_literal_clauses, required_literals
+
+
+def _led_by_first_chars(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    """`pattern` led by a lookahead for the characters a match can start with (see `first_char_class`): the same
+    matches, but `re` no longer tries every alternative, with its lookbehinds, at every position of the text."""
+    first = first_char_class(pattern, flags)
+    if first is not None:
+        try:
+            return re.compile(f"(?={first})(?:{pattern})", flags)
+        except re.error:
+            pass
+    return re.compile(pattern, flags)
+
 
 _SIZE_PAIR = re.compile(
     r"(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?\s*[x×*X✕]\s*(\d+(?:\.\d+)?)\s*(mm|cm|毫米|厘米)?"
@@ -41,7 +54,7 @@ _SIZE_SINGLE = re.compile(
 )
 # A side named before a listed category: 右乳 / 左侧乳腺 / 右叶 / 双侧.
 _LISTED_SIDE = r"[左右双]侧?(?:乳腺?|叶|甲状腺)?\s*[:：]?\s*"
-_CATEGORY = re.compile(
+_CATEGORY = _led_by_first_chars(
     r"(C\s*-?\s*TI\s*-?\s*RADS|ACR\s*TI\s*-?\s*RADS|TI\s*-?\s*RADS|BI\s*-?\s*:?\s*RADS|Lung\s*-?\s*RADS|(?<![A-Za-z])TR)"
     r"(?:\s*(?:分类|分级))?\s*[:：]?\s*(" + _LISTED_SIDE + r")?[(（]?\s*"
     r"(\d[abcABC]?|Ⅰ|Ⅱ|Ⅲ|Ⅳ|Ⅴ|Ⅵ|IV|V?I{1,3}|VI?)([abcABC]?)(?![\d.])\s*[类級级]?",
@@ -106,7 +119,9 @@ _HAS_CJK = re.compile(r"[\u4e00-\u9fff]")
 # line: each number starts a new diagnosis, so it becomes a line break (the number is blanked, spans stay valid) and
 # each diagnosis keeps its own category, side and negation. A number after a RADS name is a category, and one after a
 # comparison or a colon is a value (`E/A<14.左心功能` is E/A<1 then item 4), not an item.
-_LIST_NUMBER = re.compile(r"(?<![\d.A-Za-z<>=≤≥/:~+-])(?<!RADS )(?<!RADS)\d{1,2}[.、](?=\s*[\u4e00-\u9fff])")
+_LIST_NUMBER = _led_by_first_chars(
+    r"(?<![\d.A-Za-z<>=≤≥/:~+-])(?<!RADS )(?<!RADS)\d{1,2}[.、](?=\s*[\u4e00-\u9fff])"
+)
 # Enclosed list numbers: ①-⑳, ⑴-⒇ and ⒈-⒛ (NFKC would turn them into plain digits).
 _ENCLOSED_NUMBERS = {code: "\n" for code in range(0x2460, 0x249C)}
 
@@ -169,6 +184,18 @@ class _CompiledSitePattern:
 
 
 @dataclass(slots=True)
+class _ContextRoles:
+    """What one context word is in the KB's lists, with its place in each list: forward and backward negation cues
+    (with their reach), grade words, uncertainty cues (how many times listed) and count words (rank, count)."""
+
+    forward: list[tuple[int, int]] = field(default_factory=list)
+    backward: list[tuple[int, int]] = field(default_factory=list)
+    grades: list[tuple[int, str]] = field(default_factory=list)
+    uncertainty: int = 0
+    counts: list[tuple[int, int | str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class _Match:
     finding: _CompiledFinding
     start: int
@@ -228,6 +255,13 @@ class CompiledLexicon:
     group_literal_map: dict[str, dict[str, list[_CompiledFinding]]] = field(default_factory=dict)
     site_literal_order: dict[str, int] = field(default_factory=dict)
     context_automaton: Any = None
+    # Context words → their roles (see _ContextRoles); pseudo-negation phrases have none.
+    context_roles: dict[str, _ContextRoles] = field(default_factory=dict)
+    # site group → trigger literal → the alternatives of that group's findings it triggers, as (finding, literals
+    # the alternative needs all of, literal sets it needs one literal of each); see `_triggers`.
+    group_triggers: dict[str, dict[str, list[tuple[_CompiledFinding, frozenset[str], tuple[frozenset[str], ...]]]]] = (
+        field(default_factory=dict)
+    )
     # literal → (site group, findings of that group that need the literal)
     literal_owners: dict[str, list[tuple[str, list[_CompiledFinding]]]] = field(default_factory=dict)
     # For questionnaire history entries: the forward negation cues, and the clause separators except the
@@ -243,9 +277,10 @@ _ASCII_LETTER = re.compile(r"[A-Za-z]")
 
 def _compile(pattern: str) -> re.Pattern[str]:
     """Case-insensitive only where the pattern has Latin letters (CDFI, BI-RADS): case folding slows the matching of
-    the many all-Chinese patterns for nothing. Escapes (\\d, \\s) and group syntax (?P<name>) are not text."""
+    the many all-Chinese patterns for nothing. Escapes (\\d, \\s) and group syntax (?P<name>) are not text.
+    Led by a lookahead for its first characters (`_led_by_first_chars`)."""
     text = re.sub(r"\\.|\(\?P?<[A-Za-z_]+>", "", pattern)
-    return re.compile(pattern, re.IGNORECASE if _ASCII_LETTER.search(text) else 0)
+    return _led_by_first_chars(pattern, re.IGNORECASE if _ASCII_LETTER.search(text) else 0)
 
 
 def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
@@ -329,7 +364,7 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
         terminators=list(ctx.terminators),
         pseudo=list(ctx.pseudo_negation),
         uncertainty=list(ctx.uncertainty),
-        incomplete=re.compile("|".join(f"(?:{p})" for p in ctx.incomplete)),
+        incomplete=_led_by_first_chars("|".join(f"(?:{p})" for p in ctx.incomplete)),
         separators=frozenset(ctx.separators),
         grades=grades,
         grade_ranks={g.grade: g.rank for g in kb.context.attributes.grades},
@@ -353,6 +388,7 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
     for group, literal_map in literal_maps.items():
         for lit, owners in literal_map.items():
             lexicon.literal_owners.setdefault(lit, []).append((group, owners))
+    lexicon.group_triggers = _triggers(compiled)
     incomplete_literals = required_literals(list(ctx.incomplete)) if ctx.incomplete else None
     lexicon.incomplete_literals = frozenset(incomplete_literals) if incomplete_literals is not None else None
     literals = (
@@ -365,6 +401,18 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
     )
     lexicon.literal_chars = frozenset(lit for lit in literals if len(lit) == 1)
     lexicon.literal_automaton = _automaton([lit for lit in literals if len(lit) > 1])
+    roles: dict[str, _ContextRoles] = {}
+    for order, (cue, max_chars) in enumerate(forward):
+        roles.setdefault(cue, _ContextRoles()).forward.append((order, max_chars))
+    for order, (cue, max_chars) in enumerate(backward):
+        roles.setdefault(cue, _ContextRoles()).backward.append((order, max_chars))
+    for order, (word, grade, _rank) in enumerate(grades):
+        roles.setdefault(word, _ContextRoles()).grades.append((order, grade))
+    for cue in lexicon.uncertainty:
+        roles.setdefault(cue, _ContextRoles()).uncertainty += 1
+    for rank, (word, count) in enumerate(lexicon.counts):
+        roles.setdefault(word, _ContextRoles()).counts.append((rank, count))
+    lexicon.context_roles = roles
     lexicon.context_automaton = _automaton(
         [cue for cue, _ in forward + backward]
         + lexicon.pseudo
@@ -373,6 +421,32 @@ def compile_lexicon(kb: KnowledgeBase) -> CompiledLexicon:
         + [word for word, _count in lexicon.counts]
     )
     return lexicon
+
+
+def _selectivity(literals: frozenset[str]) -> tuple[int, int]:
+    """Longer shortest literal first (rarer), then fewer literals."""
+    return (min(len(x) for x in literals), -len(literals))
+
+
+def _triggers(
+    compiled: list[_CompiledFinding],
+) -> dict[str, dict[str, list[tuple[_CompiledFinding, frozenset[str], tuple[frozenset[str], ...]]]]]:
+    """Per site group, trigger literal → alternatives. An alternative is triggered by the longest literal it needs
+    on its own, else by each literal of its most selective set: it cannot match unless one of its triggers occurs, so
+    a text is checked only against the alternatives its literals trigger. (Findings without clauses are always
+    tried: `group_always`.) A finding whose clauses are met has one of its `literals` present too, since those are
+    one requirement of each alternative."""
+    out: dict[str, dict[str, list[tuple[_CompiledFinding, frozenset[str], tuple[frozenset[str], ...]]]]] = {}
+    for cf in compiled:
+        if cf.clauses is None:
+            continue
+        for group in cf.definition.sites or [""]:
+            by_literal = out.setdefault(group, {})
+            for must, sets in cf.clauses:
+                best: frozenset[str] = frozenset({max(sorted(must), key=len)}) if must else max(sets, key=_selectivity)
+                for key in sorted(best):
+                    by_literal.setdefault(key, []).append((cf, must, sets))
+    return out
 
 
 def _automaton(words: list[str]) -> Any:
@@ -536,12 +610,14 @@ class _SizeRuns:
 
 
 _NO_SIZES = _SizeRuns("", 0, 0, False, False)
+_NO_RATES = _Runs(_RATE, "", 0, 0, False)
 # Characters every match needs (case-insensitive patterns): a size pair one of the multiplication signs, a single
 # size a unit with m (mm, cm) or 米, a heart rate 次 or bpm.
 _PAIR_GATE = re.compile("[x×*X✕]")
 _SINGLE_GATE = re.compile("[mM米]")
 _RATE_GATE = re.compile("次|bpm", re.IGNORECASE)
 _WORD = itemgetter(1)  # the word of an automaton hit (end index, word)
+_FIRST = itemgetter(0)
 _SIDE_EVENT = re.compile(r"[左右双]|两(?=侧)")
 _MISSING = object()
 
@@ -581,17 +657,46 @@ class _TextScan:
         for last, word in lex.context_automaton.iter(text):
             occ.setdefault(word, []).append(last - len(word) + 1)
         self.occ = occ
-        # Only the cues and grade words that occur in this text, each with its sorted start positions.
-        self.forward = [(cue, m, occ[cue]) for cue, m in lex.forward_cues if cue in occ]
-        self.backward = [(cue, m, occ[cue]) for cue, m in lex.backward_cues if cue in occ]
-        self.grades = [(word, grade, occ[word]) for word, grade, _rank in lex.grades if word in occ]
+        # Only the cues and grade words that occur in this text, each with its sorted start positions, in the KB's
+        # order (a grade tie goes to the word listed first); built from the few words found, not from every word
+        # of the KB.
+        forward: list[tuple[int, str, int, list[int]]] = []
+        backward: list[tuple[int, str, int, list[int]]] = []
+        grades: list[tuple[int, str, str, list[int]]] = []
         # Uncertainty cues and count words as (start, end[, rank in the KB's list, count]) sorted by start.
-        self.uncertain = sorted((p, p + len(cue)) for cue in lex.uncertainty for p in occ.get(cue, ()))
-        self.counted = sorted(
-            (p, p + len(word), rank, value)
-            for rank, (word, value) in enumerate(lex.counts)
-            for p in occ.get(word, ())
-        )
+        uncertain: list[tuple[int, int]] = []
+        counted: list[tuple[int, int, int, int | str]] = []
+        roles_of = lex.context_roles
+        for word, starts in occ.items():
+            roles = roles_of.get(word)
+            if roles is None:
+                continue  # a pseudo-negation phrase only
+            for order, max_chars in roles.forward:
+                forward.append((order, word, max_chars, starts))
+            for order, max_chars in roles.backward:
+                backward.append((order, word, max_chars, starts))
+            for order, grade in roles.grades:
+                grades.append((order, word, grade, starts))
+            n = len(word)
+            for _ in range(roles.uncertainty):
+                for p in starts:
+                    uncertain.append((p, p + n))
+            for rank, value in roles.counts:
+                for p in starts:
+                    counted.append((p, p + n, rank, value))
+        if len(forward) > 1:
+            forward.sort(key=_FIRST)
+        if len(backward) > 1:
+            backward.sort(key=_FIRST)
+        if len(grades) > 1:
+            grades.sort(key=_FIRST)
+        uncertain.sort()
+        counted.sort()
+        self.forward = [(cue, m, starts) for _order, cue, m, starts in forward]
+        self.backward = [(cue, m, starts) for _order, cue, m, starts in backward]
+        self.grades = [(word, grade, starts) for _order, word, grade, starts in grades]
+        self.uncertain = uncertain
+        self.counted = counted
         # Characters without which an attribute pattern cannot match anywhere in the text: size pairs need a
         # multiplication sign, single sizes a unit (mm, cm, 米), heart rates 次 or bpm, categories RADS or TR.
         self.gates = (
@@ -812,7 +917,7 @@ def _read_attrs(scan: _TextScan, start: int) -> dict[str, Any]:
     rates = scan.rates.get(s_start)
     if rates is None:
         possible = scan.gates[2] and _RATE_GATE.search(text, s_start, s_end) is not None
-        rates = scan.rates[s_start] = _Runs(_RATE, text, s_start, s_end, possible)
+        rates = scan.rates[s_start] = _Runs(_RATE, text, s_start, s_end) if possible else _NO_RATES
     extra, joined = rates.scan_from(start)
     rate = extra[0] if extra else (rates.matches[joined] if joined < len(rates.matches) else None)
     if rate is not None:
@@ -944,14 +1049,22 @@ def _extract_uncached(lex: CompiledLexicon, item: str, text: str, *, prefilter: 
                 for cf in owners:
                     chosen[cf.index] = cf
     else:
-        for word in present & lex.literal_owners.keys():
-            for group, owners in lex.literal_owners[word]:
-                if group in groups:
-                    for cf in owners:
+        # A finding is a candidate when one of its alternatives has every literal it needs (`clauses`); each
+        # alternative is looked at only when its trigger literal (one it cannot match without) is present.
+        for group in groups:
+            triggers = lex.group_triggers.get(group)
+            if triggers is None:
+                continue
+            for word in triggers.keys() & present:
+                for cf, must, sets in triggers[word]:
+                    if cf.index in chosen or not must <= present:
+                        continue
+                    for lits in sets:
+                        if present.isdisjoint(lits):
+                            break
+                    else:
                         chosen[cf.index] = cf
     candidates = [chosen[i] for i in sorted(chosen)]
-    if present is not None:
-        candidates = [cf for cf in candidates if cf.clauses is None or _clauses_met(cf.clauses, present)]
 
     scan: _TextScan | None = None
     matches: list[_Match] = []
@@ -1008,21 +1121,6 @@ def _split_clauses(
     )
 
 
-def _clauses_met(
-    clauses: tuple[tuple[frozenset[str], tuple[frozenset[str], ...]], ...], present: set[str]
-) -> bool:
-    for must, sets in clauses:
-        if must <= present:
-            if not sets:
-                return True
-            for lits in sets:
-                if present.isdisjoint(lits):
-                    break
-            else:
-                return True
-    return False
-
-
 def _item_context(lex: CompiledLexicon, item: str) -> tuple[str | None, str | None]:
     """The site an exam item names (肝脏, 左肾超声, 甲状腺彩超) and the side it names (左肾), if any."""
     item_key = normalize_label(item) if item else ""
@@ -1038,6 +1136,11 @@ def _item_context(lex: CompiledLexicon, item: str) -> tuple[str | None, str | No
     return default_site, item_side
 
 
+def _mention_order(mention: tuple[int, int, str]) -> tuple[int, int]:
+    """Leftmost first, then longest first."""
+    return (mention[0], mention[0] - mention[1])
+
+
 def _site_mentions(lex: CompiledLexicon, norm: str, present: set[str] | None) -> list[tuple[int, int, str]]:
     """Organ mentions, leftmost-longest and non-overlapping (左肾 wins over 肾). `present`: the required literals
     found in the text (None: try every organ pattern)."""
@@ -1049,14 +1152,20 @@ def _site_mentions(lex: CompiledLexicon, norm: str, present: set[str] | None) ->
                 active[id(sp)] = sp
     else:
         order = lex.site_literal_order
-        for k in sorted(order[w] for w in present if w in order):
-            for sp in lex.site_literals[k][1]:
-                active[id(sp)] = sp
+        # The organ literals present (a set intersection in C, not a walk over every present literal), in the
+        # KB's order: patterns are run, and equal mentions kept, in that order.
+        hits = order.keys() & present
+        if hits:
+            for k in sorted([order[w] for w in hits]):
+                for sp in lex.site_literals[k][1]:
+                    active[id(sp)] = sp
     for sp in active.values():
         for m in sp.pattern.finditer(norm):
-            if m.end() > m.start():
-                found.append((m.start(), m.end(), sp.site))
-    found.sort(key=lambda x: (x[0], x[0] - x[1]))
+            start, end = m.span()
+            if end > start:
+                found.append((start, end, sp.site))
+    if len(found) > 1:
+        found.sort(key=_mention_order)
     mentions: list[tuple[int, int, str]] = []
     last_end = -1
     for start, end, site in found:
@@ -1074,9 +1183,9 @@ def _merge(lex: CompiledLexicon, matches: list[_Match], item: str, original: str
     occurrences: dict[tuple[str, str | None], int] = {}
     for m in sorted(matches, key=lambda x: x.start):
         fd = m.finding.definition
-        per_side = fd.per_side or (m.site is not None and lex.sites[m.site].paired and fd.per_side)
-        key = (fd.id, m.side if per_side else None)
-        attrs = dict(m.attrs)
+        key = (fd.id, m.side if fd.per_side else None)
+        # The match's own dict (built for it by _read_attrs and used nowhere else) becomes the finding's.
+        attrs = m.attrs
         if fd.default_grade and "grade" not in attrs:
             attrs["grade"] = fd.default_grade
         if m.side is not None:

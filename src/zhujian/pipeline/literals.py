@@ -10,6 +10,10 @@ the whole pattern (it is then always run).
 
 from __future__ import annotations
 
+import importlib
+import re
+from typing import Any
+
 _QUANTIFIERS = "?*+{"
 _SPECIAL = "\\[](){}.*+?^$|"
 
@@ -209,3 +213,108 @@ def required_literal_clauses(patterns: list[str]) -> tuple[tuple[frozenset[str],
                 return None
             out.append(tuple(frozenset(x.lower() for x in r) for r in requirements))
     return tuple(out)
+
+
+# The regex parser of the standard library (re._parser / re._constants since 3.11), used for `first_char_class`:
+# its parse tree is exactly what `re` will run, so no second grammar has to be kept in step with it.
+_sre_parser: Any = importlib.import_module("re._parser")
+_sre: Any = importlib.import_module("re._constants")
+_CATEGORY_CLASS: dict[Any, str] = {
+    _sre.CATEGORY_DIGIT: r"\d",
+    _sre.CATEGORY_NOT_DIGIT: r"\D",
+    _sre.CATEGORY_SPACE: r"\s",
+    _sre.CATEGORY_NOT_SPACE: r"\S",
+    _sre.CATEGORY_WORD: r"\w",
+    _sre.CATEGORY_NOT_WORD: r"\W",
+}
+_REPEATS: tuple[Any, ...] = (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT)
+_ZERO_WIDTH: tuple[Any, ...] = (_sre.ASSERT, _sre.ASSERT_NOT, _sre.AT)
+
+
+class _UnknownStartError(Exception):
+    """A construct whose first characters this analysis does not describe (., [^…], backreferences, …)."""
+
+
+def _first_of_sequence(items: Any, out: list[str]) -> bool:
+    """Add to `out` the class items of every character a match of `items` can start with; True if it can be
+    empty (then what follows it can supply the first character too)."""
+    return all(_first_of_item(op, av, out) for op, av in items)
+
+
+def _first_of_item(op: Any, av: Any, out: list[str]) -> bool:
+    """As `_first_of_sequence` for one parse-tree node."""
+    if op is _sre.LITERAL:
+        out.append(f"\\U{av:08x}")
+        return False
+    if op is _sre.IN:
+        for item_op, item_av in av:
+            if item_op is _sre.LITERAL:
+                out.append(f"\\U{item_av:08x}")
+            elif item_op is _sre.RANGE:
+                out.append(f"\\U{item_av[0]:08x}-\\U{item_av[1]:08x}")
+            elif item_op is _sre.CATEGORY and item_av in _CATEGORY_CLASS:
+                out.append(_CATEGORY_CLASS[item_av])
+            else:
+                raise _UnknownStartError  # a negated class, or an item kind not handled here
+        return False
+    if op is _sre.BRANCH:
+        nullable = False
+        for branch in av[1]:
+            if _first_of_sequence(branch.data, out):
+                nullable = True
+        return nullable
+    if op is _sre.SUBPATTERN:
+        _group, add_flags, del_flags, sub = av
+        if add_flags or del_flags:
+            raise _UnknownStartError  # scoped flags: the class would be matched under other flags than the group
+        return _first_of_sequence(sub.data, out)
+    if op is _sre.ATOMIC_GROUP:
+        return _first_of_sequence(av.data, out)
+    if op in _REPEATS:
+        low, high, sub = av
+        if high == 0:
+            return True
+        return _first_of_sequence(sub.data, out) or low == 0
+    if op in _ZERO_WIDTH:
+        # Lookarounds and anchors consume nothing: the first character comes from what follows.
+        return True
+    raise _UnknownStartError
+
+
+def _has_start_shortcut(items: Any, flags: int) -> bool:
+    """Whether `re` already rejects a position after one character test: a pattern led by a literal or a character
+    class (without case folding `re` even skips ahead to the next candidate), or by an alternation of literals
+    without case folding (re._compiler's charset prefix)."""
+    while items and items[0][0] is _sre.SUBPATTERN and not items[0][1][1] and not items[0][1][2]:
+        items = items[0][1][3].data
+    if not items:
+        return False
+    op, av = items[0]
+    if op is _sre.LITERAL or op is _sre.IN:
+        return True
+    if op is _sre.BRANCH and not flags & re.IGNORECASE:
+        return all(branch.data and branch.data[0][0] is _sre.LITERAL for branch in av[1])
+    return False
+
+
+def first_char_class(pattern: str, flags: int = 0) -> str | None:
+    """A character class (`[…]`, to be compiled with the pattern's own `flags`) that holds the first character of
+    every match of `pattern`, or None when unknown or when the pattern can match the empty string.
+
+    Python's `re` tries a pattern at every position of the text; a pattern led by lookbehinds or by an alternation of
+    groups gets no start-character shortcut, so every alternative is tried everywhere. `(?=[class])(?:pattern)`
+    matches at exactly the same positions with exactly the same result (a lookahead consumes nothing, captures
+    nothing and cannot change the path the pattern takes), and fails after one character test elsewhere.
+    """
+    try:
+        parsed = _sre_parser.parse(pattern, flags)
+        if _has_start_shortcut(parsed.data, flags):
+            return None
+        out: list[str] = []
+        if _first_of_sequence(parsed.data, out) or not out:
+            return None
+    except (_UnknownStartError, re.error):
+        return None
+    if parsed.state.flags & ~flags & ~_sre.SRE_FLAG_UNICODE:
+        return None  # inline global flags such as (?i): let the pattern keep its own form
+    return "[" + "".join(dict.fromkeys(out)) + "]"
