@@ -1,7 +1,7 @@
-"""The condition vocabulary of the rules, one small evaluator per kind, compiled once per KB into closures.
+"""The condition vocabulary of the rules, one small node class per kind, compiled once per KB into a tree.
 
-An evaluator returns whether it holds and the evidence that made it hold (items, findings, history entries), so
-every conclusion can show why it is there.
+A node says whether it holds and, only once it does, the evidence that made it hold (items, findings, history
+entries), so every conclusion can show why it is there.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from zhujian.kb.schema import (
     NotCondition,
     SexCondition,
 )
-from zhujian.pipeline.evaluate import compare
 from zhujian.pipeline.extract import category_rank
 
 FLAG_ARROWS = {"high": "↑", "low": "↓", "abnormal": "（异常）", "normal": "", "unknown": ""}
@@ -54,9 +53,6 @@ class Facts:
 
 
 Result = tuple[bool, list[Evidence]]
-Evaluator = Callable[[Facts], Result]
-
-_NO: Result = (False, [])
 
 
 def describe_item(e: EvaluatedItem) -> str:
@@ -129,85 +125,157 @@ _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 
-
-def _item(cond: ItemCondition) -> Evaluator:
-    item_id = cond.item
-
-    if cond.op is not None and cond.value is not None:
-        threshold = cond.value
-        # The comparison of evaluate.compare, looked up once per rule instead of once per evaluation.
-        holds = _OPERATORS[cond.op]
-
-        def by_value(facts: Facts) -> Result:
-            e = facts.items.get(item_id)
-            if e is None or not isinstance(e.value, float):
-                return _NO
-            return (True, [item_evidence(e)]) if holds(e.value, threshold) else _NO
-
-        return by_value
-    if cond.rank_op is not None and cond.rank is not None:
-        rank_op, rank = cond.rank_op, cond.rank
-
-        def by_rank(facts: Facts) -> Result:
-            e = facts.items.get(item_id)
-            if e is None or e.rank is None:
-                return _NO
-            return (True, [item_evidence(e)]) if compare(float(e.rank), rank_op, float(rank)) else _NO
-
-        return by_rank
-    wanted = cond.flag
-
-    def by_flag(facts: Facts) -> Result:
-        e = facts.items.get(item_id)
-        if e is None or e.flag == "unknown":
-            return _NO
-        ok = e.flag in ("high", "low", "abnormal") if wanted == "any_abnormal" else e.flag == wanted
-        return (True, [item_evidence(e)]) if ok else _NO
-
-    return by_flag
+# Comparison operators as small integers, so that compiled code compares without calling a Python function.
+_OP_CODES: dict[str, int] = {"<": 0, "<=": 1, ">": 2, ">=": 3, "==": 4, "!=": 5}
 
 
-def _finding(cond: FindingCondition) -> Evaluator:
-    finding_id = cond.finding
-    tests = [(t.attr, t.op, t.value) for t in cond.where]
+def _passes(code: int, value: float, threshold: float) -> bool:
+    """`value <op> threshold` for the operator of `_OP_CODES` (the comparison of evaluate.compare)."""
+    if code == 0:
+        return value < threshold
+    if code == 1:
+        return value <= threshold
+    if code == 2:
+        return value > threshold
+    if code == 3:
+        return value >= threshold
+    if code == 4:
+        return value == threshold
+    return value != threshold
 
-    def attr_value(f: Finding, attr: str, grade_ranks: dict[str, int]) -> float | None:
-        a = f.attrs
-        if attr == "size_mm":
-            v = a.get("size_mm")
-            return float(v) if isinstance(v, int | float) else None
-        if attr == "count":
-            c = a.get("count")
-            if c == "多发":
-                return 2.0
-            return float(c) if isinstance(c, int | float) else None
-        if attr == "category_rank":
-            return category_rank(a.get("category"))
-        if attr == "grade_rank":
-            g = a.get("grade")
-            return float(grade_ranks[g]) if isinstance(g, str) and g in grade_ranks else None
-        if attr == "rate_bpm":
-            r = a.get("rate_bpm")
-            return float(r) if isinstance(r, int | float) else None
+
+class Node:
+    """A compiled condition. `holds` only answers whether it holds; `collect` appends the evidence that made it
+    hold and is called only once it does, so rules that do not hold build no evidence, lists or strings."""
+
+    def holds(self, facts: Facts) -> bool:
+        raise NotImplementedError
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        """Append the evidence of a condition that holds (conditions on sex, age, conclusions and `not` have none)."""
         return None
 
-    def evaluate(facts: Facts) -> Result:
-        found = facts.findings.get(finding_id)
-        if not found:
-            return _NO
-        hits = []
-        for f in found:
-            ok = True
-            for attr, op, threshold in tests:
-                v = attr_value(f, attr, facts.grade_ranks)
-                if v is None or not compare(v, op, threshold):
-                    ok = False
-                    break
-            if ok:
-                hits.append(finding_evidence(f))
-        return (True, hits) if hits else _NO
+    def __call__(self, facts: Facts) -> Result:
+        if not self.holds(facts):
+            return False, []
+        evidence: list[Evidence] = []
+        self.collect(facts, evidence)
+        return True, evidence
 
-    return evaluate
+
+class _ItemValue(Node):
+    def __init__(self, item_id: str, op: str, threshold: float) -> None:
+        self.item_id = item_id
+        # The comparison of evaluate.compare, looked up once per rule instead of once per evaluation.
+        self.code = _OP_CODES[op]
+        self.threshold = threshold
+
+    def holds(self, facts: Facts) -> bool:
+        e = facts.items.get(self.item_id)
+        if e is None:
+            return False
+        value = e.value
+        return isinstance(value, float) and _passes(self.code, value, self.threshold)
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        out.append(item_evidence(facts.items[self.item_id]))
+
+
+class _ItemRank(Node):
+    def __init__(self, item_id: str, op: str, rank: int) -> None:
+        self.item_id = item_id
+        self.code = _OP_CODES[op]
+        self.rank = float(rank)
+
+    def holds(self, facts: Facts) -> bool:
+        e = facts.items.get(self.item_id)
+        if e is None:
+            return False
+        rank = e.rank
+        return rank is not None and _passes(self.code, float(rank), self.rank)
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        out.append(item_evidence(facts.items[self.item_id]))
+
+
+class _ItemFlag(Node):
+    def __init__(self, item_id: str, wanted: str | None) -> None:
+        self.item_id = item_id
+        self.wanted = wanted
+        self.any_abnormal = wanted == "any_abnormal"
+
+    def holds(self, facts: Facts) -> bool:
+        e = facts.items.get(self.item_id)
+        if e is None:
+            return False
+        flag: str = e.flag
+        if flag == "unknown":
+            return False
+        if self.any_abnormal:
+            return flag == "high" or flag == "low" or flag == "abnormal"
+        return flag == self.wanted
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        out.append(item_evidence(facts.items[self.item_id]))
+
+
+def _attr_value(f: Finding, attr: str, grade_ranks: dict[str, int]) -> float | None:
+    a = f.attrs
+    if attr == "size_mm":
+        v = a.get("size_mm")
+        return float(v) if isinstance(v, int | float) else None
+    if attr == "count":
+        c = a.get("count")
+        if c == "多发":
+            return 2.0
+        return float(c) if isinstance(c, int | float) else None
+    if attr == "category_rank":
+        return category_rank(a.get("category"))
+    if attr == "grade_rank":
+        g = a.get("grade")
+        return float(grade_ranks[g]) if isinstance(g, str) and g in grade_ranks else None
+    if attr == "rate_bpm":
+        r = a.get("rate_bpm")
+        return float(r) if isinstance(r, int | float) else None
+    return None
+
+
+class _AttrTest:
+    def __init__(self, attr: str, op: str, threshold: float) -> None:
+        self.attr = attr
+        self.code = _OP_CODES[op]
+        self.threshold = threshold
+
+
+class _Finding(Node):
+    def __init__(self, finding_id: str, tests: list[_AttrTest]) -> None:
+        self.finding_id = finding_id
+        self.tests = tests
+
+    def _passes(self, f: Finding, grade_ranks: dict[str, int]) -> bool:
+        for test in self.tests:
+            v = _attr_value(f, test.attr, grade_ranks)
+            if v is None or not _passes(test.code, v, test.threshold):
+                return False
+        return True
+
+    def holds(self, facts: Facts) -> bool:
+        found = facts.findings.get(self.finding_id)
+        if not found:
+            return False
+        if not self.tests:
+            return True
+        grade_ranks = facts.grade_ranks
+        for f in found:  # noqa: SIM110 - a loop, not a generator: compiled (mypyc) it is a plain loop
+            if self._passes(f, grade_ranks):
+                return True
+        return False
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        grade_ranks = facts.grade_ranks
+        for f in facts.findings[self.finding_id]:
+            if self._passes(f, grade_ranks):
+                out.append(finding_evidence(f))
 
 
 def first_affirmed_entry(
@@ -253,21 +321,29 @@ def _first_affirmed_memo(facts: Facts, entries: Iterable[str], keywords: list[st
     return None
 
 
-def _history(cond: HistoryCondition) -> Evaluator:
-    keywords = [k.lower() for k in cond.history]
-    fields = list(cond.fields)
-    labels = {"history": "既往史", "medications": "用药史", "family_history": "家族史", "symptoms": "症状"}
-    keys = trigger_keys(cond)
-    # Per field, each keyword with the trigger key that says it occurs in an entry of that field.
-    keyed = {f: [(k, f"history:{f}:{k}") for k in keywords] for f in fields} if all(keywords) else None
+_HISTORY_LABELS = {"history": "既往史", "medications": "用药史", "family_history": "家族史", "symptoms": "症状"}
 
-    def evaluate(facts: Facts) -> Result:
+
+class _History(Node):
+    def __init__(self, cond: HistoryCondition) -> None:
+        self.keywords = [k.lower() for k in cond.history]
+        self.fields = list(cond.fields)
+        self.keys = trigger_keys(cond)
+        # Per field, each keyword with the trigger key that says it occurs in an entry of that field.
+        self.keyed: dict[str, list[tuple[str, str]]] | None = (
+            {f: [(k, f"history:{f}:{k}") for k in self.keywords] for f in self.fields} if all(self.keywords) else None
+        )
+
+    def _affirmed(self, facts: Facts) -> tuple[str, str] | None:
+        """(field, entry) of the first entry affirming a keyword, or None."""
         present = facts.present
+        keys = self.keys
         if present is not None and keys is not None and keys.isdisjoint(present):
             # No entry of these fields contains any of the keywords.
-            return _NO
-        for f in fields:
-            wanted: list[str] = keywords
+            return None
+        keyed = self.keyed
+        for f in self.fields:
+            wanted: list[str] = self.keywords
             if present is not None and keyed is not None:
                 # A keyword that occurs in no entry of the field cannot be affirmed there.
                 wanted = [k for k, key in keyed[f] if key in present]
@@ -275,96 +351,152 @@ def _history(cond: HistoryCondition) -> Evaluator:
                     continue
             entry = _first_affirmed_memo(facts, facts.history.get(f, ()), wanted)
             if entry is not None:
-                return True, [Evidence(kind="history", description=f"{labels[f]}：{entry}")]
-        return _NO
+                return f, entry
+        return None
 
-    return evaluate
+    def holds(self, facts: Facts) -> bool:
+        return self._affirmed(facts) is not None
 
-
-def _flag(cond: FlagCondition) -> Evaluator:
-    key, expected = cond.questionnaire, cond.is_
-    label = {"smoking": "吸烟", "drinking": "饮酒"}[key]
-
-    def evaluate(facts: Facts) -> Result:
-        value = facts.smoking if key == "smoking" else facts.drinking
-        if value is None or value != expected:
-            return _NO
-        return True, [Evidence(kind="history", description=f"问卷：{label}{'是' if value else '否'}")]
-
-    return evaluate
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        found = self._affirmed(facts)
+        assert found is not None
+        out.append(Evidence(kind="history", description=f"{_HISTORY_LABELS[found[0]]}：{found[1]}"))
 
 
-def compile_condition(cond: Condition) -> Evaluator:
+class _Questionnaire(Node):
+    def __init__(self, key: str, expected: bool) -> None:
+        self.smoking = key == "smoking"
+        self.expected = expected
+        label = {"smoking": "吸烟", "drinking": "饮酒"}[key]
+        self.description = f"问卷：{label}{'是' if expected else '否'}"
+
+    def holds(self, facts: Facts) -> bool:
+        value = facts.smoking if self.smoking else facts.drinking
+        return value is not None and value == self.expected
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        out.append(Evidence(kind="history", description=self.description))
+
+
+class _Sex(Node):
+    def __init__(self, sex: str) -> None:
+        self.sex = sex
+
+    def holds(self, facts: Facts) -> bool:
+        return facts.sex == self.sex
+
+
+class _Age(Node):
+    def __init__(self, low: float | None, high: float | None) -> None:
+        self.low = low
+        self.high = high
+
+    def holds(self, facts: Facts) -> bool:
+        age = facts.age
+        if age is None:
+            return False
+        low, high = self.low, self.high
+        return (low is None or age >= low) and (high is None or age < high)
+
+
+class _Fired(Node):
+    def __init__(self, conclusion_id: str) -> None:
+        self.conclusion_id = conclusion_id
+
+    def holds(self, facts: Facts) -> bool:
+        return self.conclusion_id in facts.fired
+
+
+class _All(Node):
+    def __init__(self, parts: list[Node]) -> None:
+        self.parts = parts
+
+    def holds(self, facts: Facts) -> bool:
+        for p in self.parts:  # noqa: SIM110 - a loop, not a generator: compiled (mypyc) it is a plain loop
+            if not p.holds(facts):
+                return False
+        return True
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        for p in self.parts:
+            p.collect(facts, out)
+
+
+class _Any(Node):
+    def __init__(self, parts: list[Node]) -> None:
+        self.parts = parts
+
+    def holds(self, facts: Facts) -> bool:
+        for p in self.parts:  # noqa: SIM110 - a loop, not a generator: compiled (mypyc) it is a plain loop
+            if p.holds(facts):
+                return True
+        return False
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        # Every true branch contributes evidence: a 血脂异常 shows all abnormal lipids, not only the first.
+        for p in self.parts:
+            if p.holds(facts):
+                p.collect(facts, out)
+
+
+class _Not(Node):
+    def __init__(self, inner: Node) -> None:
+        self.inner = inner
+
+    def holds(self, facts: Facts) -> bool:
+        return not self.inner.holds(facts)
+
+
+class _AtLeast(Node):
+    def __init__(self, parts: list[Node], n: int) -> None:
+        self.parts = parts
+        self.n = n
+
+    def holds(self, facts: Facts) -> bool:
+        n = self.n
+        if n <= 0:
+            return True
+        count = 0
+        for p in self.parts:
+            if p.holds(facts):
+                count += 1
+                if count >= n:
+                    return True
+        return False
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        for p in self.parts:
+            if p.holds(facts):
+                p.collect(facts, out)
+
+
+def compile_condition(cond: Condition) -> Node:
     if isinstance(cond, ItemCondition):
-        return _item(cond)
+        if cond.op is not None and cond.value is not None:
+            return _ItemValue(cond.item, cond.op, cond.value)
+        if cond.rank_op is not None and cond.rank is not None:
+            return _ItemRank(cond.item, cond.rank_op, cond.rank)
+        return _ItemFlag(cond.item, cond.flag)
     if isinstance(cond, FindingCondition):
-        return _finding(cond)
+        return _Finding(cond.finding, [_AttrTest(t.attr, t.op, t.value) for t in cond.where])
     if isinstance(cond, HistoryCondition):
-        return _history(cond)
+        return _History(cond)
     if isinstance(cond, FlagCondition):
-        return _flag(cond)
+        return _Questionnaire(cond.questionnaire, cond.is_)
     if isinstance(cond, SexCondition):
-        sex = cond.sex
-        return lambda facts: (facts.sex == sex, [])
+        return _Sex(cond.sex)
     if isinstance(cond, AgeCondition):
-        lo, hi = cond.age.min, cond.age.max
-
-        def age_ok(facts: Facts) -> Result:
-            if facts.age is None:
-                return _NO
-            ok = (lo is None or facts.age >= lo) and (hi is None or facts.age < hi)
-            return ok, []
-
-        return age_ok
+        return _Age(cond.age.min, cond.age.max)
     if isinstance(cond, ConclusionCondition):
-        cid = cond.conclusion
-        return lambda facts: (cid in facts.fired, [])
+        return _Fired(cond.conclusion)
     if isinstance(cond, AllCondition):
-        parts = [compile_condition(c) for c in cond.all]
-
-        def all_ok(facts: Facts) -> Result:
-            evidence: list[Evidence] = []
-            for p in parts:
-                ok, ev = p(facts)
-                if not ok:
-                    return _NO
-                evidence.extend(ev)
-            return True, evidence
-
-        return all_ok
+        return _All([compile_condition(c) for c in cond.all])
     if isinstance(cond, AnyCondition):
-        parts = [compile_condition(c) for c in cond.any]
-
-        def any_ok(facts: Facts) -> Result:
-            # Every true branch contributes evidence: a 血脂异常 shows all abnormal lipids, not only the first.
-            evidence: list[Evidence] = []
-            hit = False
-            for p in parts:
-                ok, ev = p(facts)
-                if ok:
-                    hit = True
-                    evidence.extend(ev)
-            return hit, evidence
-
-        return any_ok
+        return _Any([compile_condition(c) for c in cond.any])
     if isinstance(cond, NotCondition):
-        inner = compile_condition(cond.not_)
-        return lambda facts: (not inner(facts)[0], [])
+        return _Not(compile_condition(cond.not_))
     if isinstance(cond, AtLeastCondition):
-        parts = [compile_condition(c) for c in cond.at_least.of]
-        n = cond.at_least.n
-
-        def at_least(facts: Facts) -> Result:
-            evidence: list[Evidence] = []
-            count = 0
-            for p in parts:
-                ok, ev = p(facts)
-                if ok:
-                    count += 1
-                    evidence.extend(ev)
-            return (count >= n, evidence) if count >= n else _NO
-
-        return at_least
+        return _AtLeast([compile_condition(c) for c in cond.at_least.of], cond.at_least.n)
     raise TypeError(f"unknown condition kind: {type(cond).__name__}")
 
 

@@ -13,8 +13,8 @@ from zhujian.domain.report import Conclusion, CriticalAlert, EvaluatedItem, Evid
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.kb.schema import ConclusionDef, RuleDef
 from zhujian.pipeline.conditions import (
-    Evaluator,
     Facts,
+    Node,
     ValueTests,
     compile_condition,
     finding_evidence,
@@ -31,12 +31,18 @@ from zhujian.pipeline.conditions import (
 UNMAPPED_CRITICAL = "critical_value_unmapped"
 
 
-@dataclass
 class CompiledRule:
-    rule: RuleDef
-    evaluate: Evaluator
-    second_pass: bool
-    triggers: frozenset[str] | None
+    """A rule with its condition compiled and the fields firing it needs, read once per KB."""
+
+    def __init__(self, rule: RuleDef, evaluate: Node, second_pass: bool, triggers: frozenset[str] | None) -> None:
+        self.rule = rule
+        self.evaluate = evaluate
+        self.second_pass = second_pass
+        self.triggers = triggers
+        self.rule_id: str = rule.id
+        self.conclusion: str = rule.conclusion
+        self.qualifier: str | None = rule.qualifier
+        self.suppresses: list[str] = list(rule.suppresses)
 
 
 @dataclass
@@ -133,6 +139,72 @@ def _add_evidence(target: Conclusion, evidence: list[Evidence]) -> None:
             target.evidence.append(e)
 
 
+class _Derivation:
+    """The conclusions of one report while its rules fire, each with the (kind, description) keys of its evidence
+    so far: evidence is deduplicated against them instead of rebuilding that set for every rule that fires."""
+
+    def __init__(self, kb: KnowledgeBase, facts: Facts) -> None:
+        self.definitions = kb.conclusions
+        self.facts = facts
+        self.sex = facts.sex
+        self.age = facts.age
+        self.out: dict[str, Conclusion] = {}
+        self.seen: dict[str, set[tuple[str, str]]] = {}
+        self.qualifiers: dict[str, list[str]] = {}
+        self.suppress: dict[str, dict[str, None]] = {}
+
+    def get(self, cid: str) -> Conclusion:
+        c = self.out.get(cid)
+        if c is None:
+            c = _new_conclusion(self.definitions[cid], self.sex, self.age)
+            self.out[cid] = c
+            self.seen[cid] = set()
+        return c
+
+    def add(self, c: Conclusion, evidence: list[Evidence]) -> None:
+        """`_add_evidence` for a conclusion of `out`, still under its own id."""
+        seen = self.seen[c.conclusion_id]
+        target = c.evidence
+        for e in evidence:
+            key = (e.kind, e.description)
+            if key not in seen:
+                seen.add(key)
+                target.append(e)
+
+    def fire(self, cr: CompiledRule) -> bool:
+        """Apply the rule if it holds; True when its conclusion is new (had not fired before)."""
+        facts = self.facts
+        node = cr.evaluate
+        if not node.holds(facts):
+            return False
+        evidence: list[Evidence] = []
+        node.collect(facts, evidence)
+        cid = cr.conclusion
+        c = self.get(cid)
+        if cr.rule_id not in c.rules:
+            c.rules.append(cr.rule_id)
+        self.add(c, evidence)
+        qualifier = cr.qualifier
+        if qualifier:
+            words = self.qualifiers.get(cid)
+            if words is None:
+                words = self.qualifiers[cid] = []
+            if qualifier not in words:
+                words.append(qualifier)
+        if cr.suppresses:
+            # A dict, not a set: the merge order (and so the report) must not depend on string hashing.
+            losers = self.suppress.get(cid)
+            if losers is None:
+                losers = self.suppress[cid] = {}
+            for loser in cr.suppresses:
+                losers[loser] = None
+        fired = facts.fired
+        if cid in fired:
+            return False
+        fired.add(cid)
+        return True
+
+
 def derive_conclusions(
     kb: KnowledgeBase,
     facts: Facts,
@@ -142,22 +214,13 @@ def derive_conclusions(
     problems: list[Problem],
 ) -> list[Conclusion]:
     sex, age = facts.sex, facts.age
-    out: dict[str, Conclusion] = {}
-    qualifiers: dict[str, list[str]] = {}
-    suppress: dict[str, dict[str, None]] = {}
-
-    def get(cid: str) -> Conclusion:
-        c = out.get(cid)
-        if c is None:
-            c = _new_conclusion(kb.conclusions[cid], sex, age)
-            out[cid] = c
-        return c
+    run = _Derivation(kb, facts)
+    out = run.out
 
     for f in findings:
         if f.conclusion is None:
             continue
-        c = get(f.conclusion)
-        _add_evidence(c, [finding_evidence(f)])
+        run.add(run.get(f.conclusion), [finding_evidence(f)])
 
     compiled = rules_for(kb)
     facts.fired = set(out)
@@ -168,34 +231,25 @@ def derive_conclusions(
         present |= history_keys(facts, compiled.history_automaton)
         facts.present = present
 
-    def fire(cr: CompiledRule) -> bool:
-        rule = cr.rule
-        ok, evidence = cr.evaluate(facts)
-        if not ok:
-            return False
-        c = get(rule.conclusion)
-        if rule.id not in c.rules:
-            c.rules.append(rule.id)
-        _add_evidence(c, evidence)
-        if rule.qualifier and rule.qualifier not in qualifiers.setdefault(rule.conclusion, []):
-            qualifiers[rule.conclusion].append(rule.qualifier)
-        if rule.suppresses:
-            # A dict, not a set: the merge order (and so the report) must not depend on string hashing.
-            suppress.setdefault(rule.conclusion, {}).update(dict.fromkeys(rule.suppresses))
-        new = rule.conclusion not in facts.fired
-        facts.fired.add(rule.conclusion)
-        return new
-
     # A rule whose trigger facts are all absent cannot hold: skip it without evaluating its condition.
     runnable = compiled.runnable(present)
+    second: list[CompiledRule] = []
     for cr in runnable:
-        if not cr.second_pass:
-            fire(cr)
-    # Rules that depend on other conclusions run until nothing new fires (bounded by the rule count).
-    second = [cr for cr in runnable if cr.second_pass]
+        if cr.second_pass:
+            second.append(cr)
+        else:
+            run.fire(cr)
+    # Rules that depend on other conclusions run until nothing new fires (bounded by the rule count): each round
+    # stops at the first rule whose conclusion is new and starts again from the first rule.
     for _ in range(len(second) + 1):
-        if not any(fire(cr) for cr in second):
+        new = False
+        for cr in second:
+            if run.fire(cr):
+                new = True
+                break
+        if not new:
             break
+    qualifiers, suppress = run.qualifiers, run.suppress
 
     # 一元化: a suppressing conclusion absorbs the evidence of the ones it replaces. A winner that is itself absorbed
     # by another goes first, so that a chain (HbA1c → 空腹血糖受损 → 代谢综合征) ends in one line whatever the order the
