@@ -26,6 +26,7 @@ from zhujian.kb.schema import (
     NotCondition,
     SexCondition,
 )
+from zhujian.pipeline.evaluate import OP_CODES, passes
 from zhujian.pipeline.extract import category_rank
 
 FLAG_ARROWS = {"high": "↑", "low": "↓", "abnormal": "（异常）", "normal": "", "unknown": ""}
@@ -125,24 +126,6 @@ _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 
-# Comparison operators as small integers, so that compiled code compares without calling a Python function.
-_OP_CODES: dict[str, int] = {"<": 0, "<=": 1, ">": 2, ">=": 3, "==": 4, "!=": 5}
-
-
-def _passes(code: int, value: float, threshold: float) -> bool:
-    """`value <op> threshold` for the operator of `_OP_CODES` (the comparison of evaluate.compare)."""
-    if code == 0:
-        return value < threshold
-    if code == 1:
-        return value <= threshold
-    if code == 2:
-        return value > threshold
-    if code == 3:
-        return value >= threshold
-    if code == 4:
-        return value == threshold
-    return value != threshold
-
 
 class Node:
     """A compiled condition. `holds` only answers whether it holds; `collect` appends the evidence that made it
@@ -167,7 +150,7 @@ class _ItemValue(Node):
     def __init__(self, item_id: str, op: str, threshold: float) -> None:
         self.item_id = item_id
         # The comparison of evaluate.compare, looked up once per rule instead of once per evaluation.
-        self.code = _OP_CODES[op]
+        self.code = OP_CODES[op]
         self.threshold = threshold
 
     def holds(self, facts: Facts) -> bool:
@@ -175,7 +158,7 @@ class _ItemValue(Node):
         if e is None:
             return False
         value = e.value
-        return isinstance(value, float) and _passes(self.code, value, self.threshold)
+        return isinstance(value, float) and passes(self.code, value, self.threshold)
 
     def collect(self, facts: Facts, out: list[Evidence]) -> None:
         out.append(item_evidence(facts.items[self.item_id]))
@@ -184,7 +167,7 @@ class _ItemValue(Node):
 class _ItemRank(Node):
     def __init__(self, item_id: str, op: str, rank: int) -> None:
         self.item_id = item_id
-        self.code = _OP_CODES[op]
+        self.code = OP_CODES[op]
         self.rank = float(rank)
 
     def holds(self, facts: Facts) -> bool:
@@ -192,7 +175,7 @@ class _ItemRank(Node):
         if e is None:
             return False
         rank = e.rank
-        return rank is not None and _passes(self.code, float(rank), self.rank)
+        return rank is not None and passes(self.code, float(rank), self.rank)
 
     def collect(self, facts: Facts, out: list[Evidence]) -> None:
         out.append(item_evidence(facts.items[self.item_id]))
@@ -243,7 +226,7 @@ def _attr_value(f: Finding, attr: str, grade_ranks: dict[str, int]) -> float | N
 class _AttrTest:
     def __init__(self, attr: str, op: str, threshold: float) -> None:
         self.attr = attr
-        self.code = _OP_CODES[op]
+        self.code = OP_CODES[op]
         self.threshold = threshold
 
 
@@ -255,7 +238,7 @@ class _Finding(Node):
     def _passes(self, f: Finding, grade_ranks: dict[str, int]) -> bool:
         for test in self.tests:
             v = _attr_value(f, test.attr, grade_ranks)
-            if v is None or not _passes(test.code, v, test.threshold):
+            if v is None or not passes(test.code, v, test.threshold):
                 return False
         return True
 
