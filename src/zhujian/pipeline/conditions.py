@@ -6,8 +6,7 @@ entries), so every conclusion can show why it is there.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,16 +114,6 @@ def finding_evidence(f: Finding) -> Evidence:
     return Evidence(
         kind="finding", description=describe_finding(f), finding_id=f.finding_id, source_item=f.source_item, span=f.span
     )
-
-
-_OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
 
 
 class Node:
@@ -266,9 +255,13 @@ def first_affirmed_entry(
 ) -> str | None:
     """The first questionnaire entry that mentions a keyword without a negation cue before it in its clause
     ("否认高血压、糖尿病史" affirms neither), or None."""
-    stops = set(separators)
-    cues = tuple(negation_cues)
-    lowered = [k.lower() for k in keywords]
+    return first_affirmed_lowered(entries, [k.lower() for k in keywords], tuple(negation_cues), set(separators))
+
+
+def first_affirmed_lowered(
+    entries: Iterable[str], lowered: list[str], cues: tuple[str, ...], stops: Collection[str]
+) -> str | None:
+    """`first_affirmed_entry` with the keywords already lower-cased and the cues and separators ready."""
     for entry in entries:
         low = entry.lower()
         for keyword in lowered:
@@ -535,34 +528,21 @@ def value_key(item: str, op: str, value: float) -> str:
     return f"value:{item}:{op}:{value!r}"
 
 
-ValueTests = dict[str, list[tuple[Callable[[float, float], bool], float, str]]]
+# Per item: (operator code of evaluate.OP_CODES, threshold, trigger key).
+ValueTests = dict[str, list[tuple[int, float, str]]]
 
 
 def value_tests(conditions: Iterable[Condition]) -> ValueTests:
     """Per item, every numeric comparison the rules make of it, with the trigger key it sets when it holds."""
     from zhujian.kb.loader import iter_conditions
 
-    tests: dict[str, dict[str, tuple[Callable[[float, float], bool], float, str]]] = {}
+    tests: dict[str, dict[str, tuple[int, float, str]]] = {}
     for cond in conditions:
         for c in iter_conditions(cond):
             if isinstance(c, ItemCondition) and c.op is not None and c.value is not None:
                 key = value_key(c.item, c.op, c.value)
-                tests.setdefault(c.item, {})[key] = (_OPERATORS[c.op], c.value, key)
+                tests.setdefault(c.item, {})[key] = (OP_CODES[c.op], c.value, key)
     return {item: list(by_key.values()) for item, by_key in tests.items()}
-
-
-def passed_value_keys(facts: Facts, tests: ValueTests) -> set[str]:
-    """The `value:` keys of the comparisons the record's numeric values pass."""
-    keys: set[str] = set()
-    for item_id, item_tests in tests.items():
-        e = facts.items.get(item_id)
-        if e is None or not isinstance(e.value, float):
-            continue
-        value = e.value
-        for holds, threshold, key in item_tests:
-            if holds(value, threshold):
-                keys.add(key)
-    return keys
 
 
 def history_keywords(cond: Condition) -> set[str]:
@@ -580,37 +560,4 @@ def history_keys(facts: Facts, automaton: Any) -> set[str]:
         for entry in entries:
             for _last, keyword in automaton.iter(entry.lower()):
                 keys.add(f"history:{name}:{keyword}")
-    return keys
-
-
-# Trigger-key strings of KB item and finding ids, built once rather than for every record.
-_ITEM_KEYS: dict[str, str] = {}
-_FLAG_KEYS: dict[tuple[str, str], str] = {}
-_FINDING_KEYS: dict[str, str] = {}
-
-
-def present_keys(facts: Facts) -> set[str]:
-    keys: set[str] = set()
-    item_keys, flag_keys = _ITEM_KEYS, _FLAG_KEYS
-    for k, e in facts.items.items():
-        if e.value is None:
-            continue
-        key = item_keys.get(k)
-        if key is None:
-            key = item_keys[k] = f"item:{k}"
-        keys.add(key)
-        flag_key = flag_keys.get((k, e.flag))
-        if flag_key is None:
-            flag_key = flag_keys[(k, e.flag)] = f"flag:{k}:{e.flag}"
-        keys.add(flag_key)
-    for k in facts.findings:
-        key = _FINDING_KEYS.get(k)
-        if key is None:
-            key = _FINDING_KEYS[k] = f"finding:{k}"
-        keys.add(key)
-    keys.update(f"history:{k}" for k, v in facts.history.items() if v)
-    if facts.smoking is not None:
-        keys.add("questionnaire:smoking")
-    if facts.drinking is not None:
-        keys.add("questionnaire:drinking")
     return keys

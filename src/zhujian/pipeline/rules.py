@@ -20,12 +20,11 @@ from zhujian.pipeline.conditions import (
     finding_evidence,
     history_keys,
     history_keywords,
-    passed_value_keys,
-    present_keys,
     trigger_keys,
     uses_conclusions,
     value_tests,
 )
+from zhujian.pipeline.evaluate import passes
 
 # Conclusion used when a critical value has no conclusion of its own (it must never be hidden).
 UNMAPPED_CRITICAL = "critical_value_unmapped"
@@ -58,6 +57,10 @@ class CompiledRules:
     # Per item, the numeric comparisons of the rules: a rule waits for the one its value condition needs.
     value_tests: ValueTests = field(default_factory=dict)
 
+    # Filled as records come: per item and per finding, the rules its facts wake (see `_ItemWake`).
+    item_wake: dict[str, _ItemWake] = field(default_factory=dict)
+    finding_wake: dict[str, list[int]] = field(default_factory=dict)
+
     def runnable(self, present: set[str]) -> list[CompiledRule]:
         """Rules whose trigger facts are present, in KB order."""
         chosen: set[int] = set(self.always)
@@ -66,6 +69,79 @@ class CompiledRules:
         for key in present & by_trigger.keys():
             chosen.update(by_trigger[key])
         return [self.rules[i] for i in sorted(chosen)]
+
+    def runnable_for(self, facts: Facts) -> list[CompiledRule]:
+        """`runnable(present)` for the trigger keys present in `facts` (see conditions.trigger_keys), found through
+        per-item and per-finding indexes instead of building every key string of the record. Sets `facts.present`
+        to the history keys present, which history conditions consult, when the rules have history keywords."""
+        chosen: set[int] = set(self.always)
+        item_wake = self.item_wake
+        for item_id, e in facts.items.items():
+            value = e.value
+            if value is None:
+                continue
+            wake = item_wake.get(item_id)
+            if wake is None:
+                wake = item_wake[item_id] = _ItemWake(self, item_id)
+            if wake.on_value:
+                chosen.update(wake.on_value)
+            on_flag = wake.on_flag.get(e.flag)
+            if on_flag is not None:
+                chosen.update(on_flag)
+            if isinstance(value, float):
+                for test in wake.tests:
+                    if passes(test.code, value, test.threshold):
+                        chosen.update(test.positions)
+        by_trigger = self.by_trigger
+        finding_wake = self.finding_wake
+        for finding_id in facts.findings:
+            positions = finding_wake.get(finding_id)
+            if positions is None:
+                positions = finding_wake[finding_id] = by_trigger.get(f"finding:{finding_id}", [])
+            if positions:
+                chosen.update(positions)
+        history: set[str] = {f"history:{k}" for k, v in facts.history.items() if v}
+        if self.history_automaton is not None:
+            history |= history_keys(facts, self.history_automaton)
+            facts.present = history
+        if facts.smoking is not None:
+            history.add("questionnaire:smoking")
+        if facts.drinking is not None:
+            history.add("questionnaire:drinking")
+        for key in history:
+            positions = by_trigger.get(key)
+            if positions is not None:
+                chosen.update(positions)
+        rules = self.rules
+        return [rules[i] for i in sorted(chosen)]
+
+
+class _ValueWake:
+    """One numeric comparison the rules make of an item, and the rules that wait for it to hold."""
+
+    def __init__(self, code: int, threshold: float, positions: list[int]) -> None:
+        self.code = code
+        self.threshold = threshold
+        self.positions = positions
+
+
+class _ItemWake:
+    """The rules an item wakes: when it has a value (`item:`), by its flag (`flag:`), and by the numeric
+    comparisons its value passes (`value:`). Only comparisons some rule waits for are kept."""
+
+    def __init__(self, rules: CompiledRules, item_id: str) -> None:
+        by_trigger = rules.by_trigger
+        self.on_value: list[int] = by_trigger.get(f"item:{item_id}", [])
+        self.on_flag: dict[str, list[int]] = {}
+        for flag in ("high", "low", "abnormal", "normal"):
+            positions = by_trigger.get(f"flag:{item_id}:{flag}")
+            if positions:
+                self.on_flag[flag] = positions
+        self.tests: list[_ValueWake] = []
+        for code, threshold, key in rules.value_tests.get(item_id, []):
+            positions = by_trigger.get(key)
+            if positions:
+                self.tests.append(_ValueWake(code, threshold, positions))
 
 
 _RULE_CACHE: dict[int, CompiledRules] = {}
@@ -225,14 +301,8 @@ def derive_conclusions(
     compiled = rules_for(kb)
     facts.fired = set(out)
 
-    present = present_keys(facts)
-    present |= passed_value_keys(facts, compiled.value_tests)
-    if compiled.history_automaton is not None:
-        present |= history_keys(facts, compiled.history_automaton)
-        facts.present = present
-
     # A rule whose trigger facts are all absent cannot hold: skip it without evaluating its condition.
-    runnable = compiled.runnable(present)
+    runnable = compiled.runnable_for(facts)
     second: list[CompiledRule] = []
     for cr in runnable:
         if cr.second_pass:
