@@ -50,6 +50,9 @@ class Facts:
     present: set[str] | None = None
     # (entry, lower-cased keyword) → whether the entry affirms the keyword: many rules ask about the same keywords.
     affirmed: dict[tuple[str, str], bool] = field(default_factory=dict)
+    # Per finding (by identity: findings live as long as the facts), its evidence entry, built once per report
+    # however many rules and conclusions cite it.
+    cited_findings: dict[int, Evidence] = field(default_factory=dict)
 
 
 Result = tuple[bool, list[Evidence]]
@@ -114,6 +117,15 @@ def finding_evidence(f: Finding) -> Evidence:
     return Evidence(
         kind="finding", description=describe_finding(f), finding_id=f.finding_id, source_item=f.source_item, span=f.span
     )
+
+
+def cited_finding(facts: Facts, f: Finding) -> Evidence:
+    """`finding_evidence(f)`, built once per report."""
+    key = id(f)
+    evidence = facts.cited_findings.get(key)
+    if evidence is None:
+        evidence = facts.cited_findings[key] = finding_evidence(f)
+    return evidence
 
 
 class Node:
@@ -247,7 +259,7 @@ class _Finding(Node):
         grade_ranks = facts.grade_ranks
         for f in facts.findings[self.finding_id]:
             if self._passes(f, grade_ranks):
-                out.append(finding_evidence(f))
+                out.append(cited_finding(facts, f))
 
 
 def first_affirmed_entry(

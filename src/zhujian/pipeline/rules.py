@@ -16,8 +16,8 @@ from zhujian.pipeline.conditions import (
     Facts,
     Node,
     ValueTests,
+    cited_finding,
     compile_condition,
-    finding_evidence,
     history_keys,
     history_keywords,
     trigger_keys,
@@ -57,6 +57,8 @@ class CompiledRules:
     # Per item, the numeric comparisons of the rules: a rule waits for the one its value condition needs.
     value_tests: ValueTests = field(default_factory=dict)
 
+    # Filled as conclusions are first drawn: the fields of each conclusion definition, read once per KB.
+    templates: dict[str, _ConclusionTemplate] = field(default_factory=dict)
     # Filled as records come: per item and per finding, the rules its facts wake (see `_ItemWake`).
     item_wake: dict[str, _ItemWake] = field(default_factory=dict)
     finding_wake: dict[str, list[int]] = field(default_factory=dict)
@@ -206,6 +208,40 @@ def _new_conclusion(definition: ConclusionDef, sex: str, age: float | None) -> C
     )
 
 
+class _ConclusionTemplate:
+    """A conclusion definition's fields as a new Conclusion takes them (`_new_conclusion`), read once per KB."""
+
+    def __init__(self, definition: ConclusionDef) -> None:
+        self.definition = definition
+        self.conclusion_id: str = definition.id
+        self.name: str = definition.name
+        self.icd10: str = definition.icd10
+        self.level: str | None = definition.level
+        self.category: str = definition.category
+        self.system: str = definition.system
+        self.order: int = definition.order
+        self.department: str = definition.department
+        self.follow_up: str = definition.follow_up
+        self.advice: str = definition.advice
+        self.explanation: str = definition.explanation
+        self.varies = bool(definition.explanation_variants)
+
+    def new(self, sex: str, age: float | None) -> Conclusion:
+        return Conclusion(
+            self.conclusion_id,
+            self.name,
+            self.icd10,
+            self.level,
+            self.category,
+            self.system,
+            self.order,
+            self.department,
+            self.follow_up,
+            self.advice,
+            explanation_for(self.definition, sex, age) if self.varies else self.explanation,
+        )
+
+
 def _add_evidence(target: Conclusion, evidence: list[Evidence]) -> None:
     seen = {(e.kind, e.description) for e in target.evidence}
     for e in evidence:
@@ -219,8 +255,9 @@ class _Derivation:
     """The conclusions of one report while its rules fire, each with the (kind, description) keys of its evidence
     so far: evidence is deduplicated against them instead of rebuilding that set for every rule that fires."""
 
-    def __init__(self, kb: KnowledgeBase, facts: Facts) -> None:
+    def __init__(self, kb: KnowledgeBase, compiled: CompiledRules, facts: Facts) -> None:
         self.definitions = kb.conclusions
+        self.templates = compiled.templates
         self.facts = facts
         self.sex = facts.sex
         self.age = facts.age
@@ -232,7 +269,10 @@ class _Derivation:
     def get(self, cid: str) -> Conclusion:
         c = self.out.get(cid)
         if c is None:
-            c = _new_conclusion(self.definitions[cid], self.sex, self.age)
+            template = self.templates.get(cid)
+            if template is None:
+                template = self.templates[cid] = _ConclusionTemplate(self.definitions[cid])
+            c = template.new(self.sex, self.age)
             self.out[cid] = c
             self.seen[cid] = set()
         return c
@@ -290,15 +330,15 @@ def derive_conclusions(
     problems: list[Problem],
 ) -> list[Conclusion]:
     sex, age = facts.sex, facts.age
-    run = _Derivation(kb, facts)
+    compiled = rules_for(kb)
+    run = _Derivation(kb, compiled, facts)
     out = run.out
 
     for f in findings:
         if f.conclusion is None:
             continue
-        run.add(run.get(f.conclusion), [finding_evidence(f)])
+        run.add(run.get(f.conclusion), [cited_finding(facts, f)])
 
-    compiled = rules_for(kb)
     facts.fired = set(out)
 
     # A rule whose trigger facts are all absent cannot hold: skip it without evaluating its condition.
