@@ -56,6 +56,43 @@ class ItemCaches:
     by_code: dict[str, str | None] = field(default_factory=dict)
     by_name: dict[str, str | None] = field(default_factory=dict)
     conversions: dict[tuple[str, str], tuple[float, float] | None] = field(default_factory=dict)
+    specs: dict[str, ItemSpec] = field(default_factory=dict)
+
+
+class ItemSpec:
+    """What evaluating a plain value reads of an item's definition, read once per KB (attributes of a native class
+    are much cheaper than a pydantic model's in the compiled engine)."""
+
+    def __init__(self, item: ItemDef) -> None:
+        self.item = item
+        self.name: str = item.name
+        self.unit: str | None = item.unit
+        self.quantitative = item.kind == "quantitative"
+        self.plausible_low: float | None = item.plausible_low
+        self.plausible_high: float | None = item.plausible_high
+        self.reference_from_input_only: bool = item.reference_from_input_only
+        self.reference: list[tuple[str, float | None, float | None, float | None, float | None]] = [
+            (ref.sex, ref.age_min, ref.age_max, ref.low, ref.high) for ref in item.reference
+        ]
+
+    def plausible(self, value: float) -> bool:
+        """`_plausible(item, value)`."""
+        if not math.isfinite(value):
+            return False
+        low, high = self.plausible_low, self.plausible_high
+        return not ((low is not None and value < low) or (high is not None and value > high))
+
+    def interval(self, sex: str, age: float | None) -> tuple[float | None, float | None] | None:
+        """`default_interval(item, sex, age)`."""
+        for ref_sex, age_min, age_max, low, high in self.reference:
+            if ref_sex != "any" and ref_sex != sex:
+                continue
+            if age_min is not None and (age is None or age < age_min):
+                continue
+            if age_max is not None and (age is None or age >= age_max):
+                continue
+            return low, high
+        return None
 
 
 # Bound on each per-KB memo above (labels and units of a stream are few; a hostile stream must not grow them).
@@ -272,9 +309,12 @@ def _evaluate_one(
         return EvaluatedItem(
             None, source_name, source_name, raw, raw, given.unit, None, None, None, "unknown", section=given.section
         )
-    item = kb.items[item_id]
+    spec = caches.specs.get(item_id)
+    if spec is None:
+        spec = caches.specs[item_id] = ItemSpec(kb.items[item_id])
+    item = spec.item
     result = EvaluatedItem(
-        item_id, item.name, source_name, raw, None, item.unit, None, None, None, "unknown", section=given.section
+        item_id, spec.name, source_name, raw, None, spec.unit, None, None, None, "unknown", section=given.section
     )
 
     # Categories first: ordinal dipsticks and qualitative results are words or symbols, not numbers.
@@ -343,7 +383,7 @@ def _evaluate_one(
             )
             return result
         remark = parsed.remark
-    if item.kind != "quantitative":
+    if not spec.quantitative:
         problems.append(
             Problem(
                 "unparseable",
@@ -380,7 +420,7 @@ def _evaluate_one(
         plain = number if parsed is None else parsed.number
         assert plain is not None
         value = _convert(plain, factor, offset)
-        if not _plausible(item, value):
+        if not spec.plausible(value):
             value = None
             _resolve_number(
                 item,
@@ -436,8 +476,8 @@ def _evaluate_one(
             )
     if ref is not None:
         result.ref_low, result.ref_high, result.ref_source = ref[0], ref[1], "input"
-    elif not item.reference_from_input_only:
-        interval = default_interval(item, sex, age)
+    elif not spec.reference_from_input_only:
+        interval = spec.interval(sex, age)
         if interval is not None:
             result.ref_low, result.ref_high = interval
             result.ref_source = "kb"
