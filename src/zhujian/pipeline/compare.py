@@ -148,6 +148,12 @@ def apply_comparison(
         prior_findings.setdefault(_finding_key(f), f)
     by_finding_id = {f.finding_id: f for f in report.findings}
     findings_by_key = {_finding_key(f): f for f in report.findings}
+    # Per finding id, this visit's findings of it (by side) that the last visit had too, in `findings_by_key` order.
+    matched_findings: dict[str, list[tuple[Finding, Finding]]] = {}
+    for key, f in findings_by_key.items():
+        old_finding = prior_findings.get(key)
+        if old_finding is not None:
+            matched_findings.setdefault(key[0], []).append((f, old_finding))
 
     previous_ids = {_base_id(c) for c in last.report.conclusions}
     now_ids = {_base_id(c) for c in report.conclusions}
@@ -166,10 +172,7 @@ def apply_comparison(
                 improved |= kind == "improved"
                 details.append(text)
             if ev.finding_id is not None and ev.finding_id in by_finding_id:
-                for key, f in findings_by_key.items():
-                    if key[0] != ev.finding_id or key not in prior_findings:
-                        continue
-                    old = prior_findings[key]
+                for f, old in matched_findings.get(ev.finding_id, ()):
                     for change in compare.finding_worse:
                         now_v = _attr_number(f, change.attr, grade_ranks)
                         old_v = _attr_number(old, change.attr, grade_ranks)
@@ -211,12 +214,14 @@ def apply_comparison(
         c.status_detail = list(dict.fromkeys(details))
 
     current_ids = {_base_id(c) for c in report.conclusions}
+    # Only conclusions with merged parts can have absorbed one of the last visit's.
+    merging = [now for now in report.conclusions if now.merged]
     resolved = [
         {"id": _base_id(c), "name": c.name, "icd10": c.icd10, "last_seen": label}
         for c in last.report.conclusions
         if _base_id(c) not in current_ids
         and _base_id(c) not in continued
-        and not any(_merged_into(c, now) for now in report.conclusions)
+        and not any(_merged_into(c, now) for now in merging)
     ]
     return {
         "comparison": {

@@ -57,6 +57,8 @@ class ItemCaches:
     by_name: dict[str, str | None] = field(default_factory=dict)
     conversions: dict[tuple[str, str], tuple[float, float] | None] = field(default_factory=dict)
     specs: dict[str, ItemSpec] = field(default_factory=dict)
+    # `critical` with each comparison's operator code and threshold.
+    critical_tests: dict[str, list[tuple[int, float, CriticalValueDef]]] = field(default_factory=dict)
 
 
 class ItemSpec:
@@ -125,6 +127,9 @@ def caches_for(kb: KnowledgeBase) -> ItemCaches:
     for cv in kb.critical_values:
         critical.setdefault(cv.item, []).append(cv)
     caches = ItemCaches(ordinal, qualitative, critical)
+    caches.critical_tests = {
+        item_id: [(OP_CODES[cv.op], cv.value, cv) for cv in defs] for item_id, defs in critical.items()
+    }
     _CACHES[id(kb)] = (kb.version + str(len(kb.critical_values)), caches)
     return caches
 
@@ -189,11 +194,17 @@ def evaluate_items(kb: KnowledgeBase, record: Record) -> ItemEvaluation:
             continue
         by_id[evaluated.item_id] = evaluated
     _derive(kb, record, items, by_id, sex, age, problems)
+    critical_tests = caches.critical_tests
     for evaluated in items:
-        if evaluated.item_id is None or not isinstance(evaluated.value, float):
+        item_id = evaluated.item_id
+        value = evaluated.value
+        if item_id is None or not isinstance(value, float):
             continue
-        for cv in caches.critical.get(evaluated.item_id, ()):
-            if compare(evaluated.value, cv.op, cv.value):
+        tests = critical_tests.get(item_id)
+        if tests is None:
+            continue
+        for code, threshold, cv in tests:
+            if passes(code, value, threshold):
                 evaluated.critical = True
                 alerts.append(
                     CriticalAlert(
