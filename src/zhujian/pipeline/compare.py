@@ -23,8 +23,20 @@ class PriorReport:
     report: Report
 
 
+# Year-month labels of exam dates (`strftime` is slow and a stream has few distinct dates), bounded.
+_MONTH_LABELS: dict[dt.date, str] = {}
+
+
 def _visit_label(visit: VisitData) -> str:
-    return visit.exam_date.strftime("%Y-%m") if visit.exam_date else visit.visit_id
+    date = visit.exam_date
+    if not date:
+        return visit.visit_id
+    label = _MONTH_LABELS.get(date)
+    if label is None:
+        if len(_MONTH_LABELS) >= 65536:
+            _MONTH_LABELS.clear()
+        label = _MONTH_LABELS[date] = date.strftime("%Y-%m")
+    return label
 
 
 def _visit_sort_key(visit: VisitData) -> tuple[int, dt.date]:

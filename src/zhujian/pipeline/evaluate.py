@@ -324,8 +324,23 @@ def _evaluate_one(
     if spec is None:
         spec = caches.specs[item_id] = ItemSpec(kb.items[item_id])
     item = spec.item
+    # Positional up to `section` (EvaluatedItem's field order): a keyword argument doubles the cost of the call.
     result = EvaluatedItem(
-        item_id, spec.name, source_name, raw, None, spec.unit, None, None, None, "unknown", section=given.section
+        item_id,
+        spec.name,
+        source_name,
+        raw,
+        None,
+        spec.unit,
+        None,
+        None,
+        None,
+        "unknown",
+        False,
+        None,
+        None,
+        False,
+        given.section,
     )
 
     # Categories first: ordinal dipsticks and qualitative results are words or symbols, not numbers.
