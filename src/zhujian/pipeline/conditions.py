@@ -53,6 +53,9 @@ class Facts:
     # Per finding (by identity: findings live as long as the facts), its evidence entry, built once per report
     # however many rules and conclusions cite it.
     cited_findings: dict[int, Evidence] = field(default_factory=dict)
+    # Per history condition (by identity: the compiled conditions outlive the facts), the (field, entry) affirming
+    # it or None: rules re-run in the second pass ask the same conditions again.
+    history_answers: dict[int, tuple[str, str] | None] = field(default_factory=dict)
 
 
 Result = tuple[bool, list[Evidence]]
@@ -317,7 +320,15 @@ class _History(Node):
         )
 
     def _affirmed(self, facts: Facts) -> tuple[str, str] | None:
-        """(field, entry) of the first entry affirming a keyword, or None."""
+        """(field, entry) of the first entry affirming a keyword, or None; worked out once per report."""
+        answers = facts.history_answers
+        key = id(self)
+        if key in answers:
+            return answers[key]
+        answer = answers[key] = self._find(facts)
+        return answer
+
+    def _find(self, facts: Facts) -> tuple[str, str] | None:
         present = facts.present
         keys = self.keys
         if present is not None and keys is not None and keys.isdisjoint(present):

@@ -65,8 +65,10 @@ class ItemSpec:
     """What evaluating a plain value reads of an item's definition, read once per KB (attributes of a native class
     are much cheaper than a pydantic model's in the compiled engine)."""
 
-    def __init__(self, item: ItemDef) -> None:
+    def __init__(self, item: ItemDef, categorical: bool) -> None:
         self.item = item
+        # Whether the item has ordinal levels or qualitative values to look a result up in.
+        self.categorical = categorical
         self.name: str = item.name
         self.unit: str | None = item.unit
         self.quantitative = item.kind == "quantitative"
@@ -322,7 +324,9 @@ def _evaluate_one(
         )
     spec = caches.specs.get(item_id)
     if spec is None:
-        spec = caches.specs[item_id] = ItemSpec(kb.items[item_id])
+        spec = caches.specs[item_id] = ItemSpec(
+            kb.items[item_id], item_id in caches.ordinal or item_id in caches.qualitative
+        )
     item = spec.item
     # Positional up to `section` (EvaluatedItem's field order): a keyword argument doubles the cost of the call.
     result = EvaluatedItem(
@@ -344,11 +348,7 @@ def _evaluate_one(
     )
 
     # Categories first: ordinal dipsticks and qualitative results are words or symbols, not numbers.
-    if (
-        given_value is not None
-        and not isinstance(given_value, int | float)
-        and (item_id in caches.ordinal or item_id in caches.qualitative)
-    ):
+    if spec.categorical and given_value is not None and not isinstance(given_value, (int, float)):
         key = _category_key(str(given_value))
         level = caches.ordinal.get(item_id, {}).get(key)
         if level is not None and item.normal_max_rank is not None:
