@@ -57,6 +57,9 @@ class ItemCaches:
     by_name: dict[str, str | None] = field(default_factory=dict)
     conversions: dict[tuple[str, str], tuple[float, float] | None] = field(default_factory=dict)
     specs: dict[str, ItemSpec] = field(default_factory=dict)
+    # `_converted_range` answers by (range text, factor, offset): a plain dict is cheaper to call from compiled code
+    # than the lru_cache wrapper.
+    ranges: dict[tuple[str, float, float], tuple[float | None, float | None] | None] = field(default_factory=dict)
     # `critical` with each comparison's operator code and threshold.
     critical_tests: dict[str, list[tuple[int, float, CriticalValueDef]]] = field(default_factory=dict)
 
@@ -262,9 +265,9 @@ def _resolve(kb: KnowledgeBase, caches: ItemCaches, given: ItemInput) -> str | N
     code = given.code
     if code:
         memo = caches.by_code
-        if code in memo:
-            item_id = memo[code]
-        else:
+        item_id = memo.get(code)
+        # `get` then `in`, never `in` then `[]`: another thread may clear the memo in between.
+        if item_id is None and code not in memo:
             item_id = code if code in kb.items else kb.resolve_item(code)
             if len(memo) >= _MEMO_SIZE:
                 memo.clear()
@@ -272,9 +275,8 @@ def _resolve(kb: KnowledgeBase, caches: ItemCaches, given: ItemInput) -> str | N
     name = given.name
     if item_id is None and name:
         memo = caches.by_name
-        if name in memo:
-            item_id = memo[name]
-        else:
+        item_id = memo.get(name)
+        if item_id is None and name not in memo:
             item_id = kb.resolve_item(name)
             if len(memo) >= _MEMO_SIZE:
                 memo.clear()
@@ -286,8 +288,9 @@ def _conversion(kb: KnowledgeBase, caches: ItemCaches, item_id: str, unit: str) 
     """(factor, offset) from the source unit to the item's canonical unit, or None when the KB has no conversion."""
     key = (item_id, unit)
     memo = caches.conversions
-    if key in memo:
-        return memo[key]
+    conv = memo.get(key)
+    if conv is not None or key in memo:
+        return conv
     conv = kb.unit_factors.get(item_id, {}).get(normalize_unit(unit))
     if len(memo) >= _MEMO_SIZE:
         memo.clear()
@@ -489,7 +492,14 @@ def _evaluate_one(
     ref: tuple[float | None, float | None] | None = None
     reference_range = given.reference_range
     if reference_range:
-        ref = _converted_range(reference_range, factor, offset)
+        range_key = (reference_range, factor, offset)
+        ranges = caches.ranges
+        ref = ranges.get(range_key)
+        if ref is None and range_key not in ranges:
+            ref = _converted_range(reference_range, factor, offset)
+            if len(ranges) >= _MEMO_SIZE:
+                ranges.clear()
+            ranges[range_key] = ref
         if ref is None:
             problems.append(
                 Problem(
