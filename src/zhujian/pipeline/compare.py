@@ -23,8 +23,20 @@ class PriorReport:
     report: Report
 
 
+# Year-month labels of exam dates (`strftime` is slow and a stream has few distinct dates), bounded.
+_MONTH_LABELS: dict[dt.date, str] = {}
+
+
 def _visit_label(visit: VisitData) -> str:
-    return visit.exam_date.strftime("%Y-%m") if visit.exam_date else visit.visit_id
+    date = visit.exam_date
+    if not date:
+        return visit.visit_id
+    label = _MONTH_LABELS.get(date)
+    if label is None:
+        if len(_MONTH_LABELS) >= 65536:
+            _MONTH_LABELS.clear()
+        label = _MONTH_LABELS[date] = date.strftime("%Y-%m")
+    return label
 
 
 def _visit_sort_key(visit: VisitData) -> tuple[int, dt.date]:
@@ -100,11 +112,16 @@ def apply_comparison(
     label = _visit_label(last.visit)
     class_rules = _rules_by_item(compare, record.sex)
 
-    prior_values: dict[str, list[tuple[PriorReport, EvaluatedItem]]] = {}
-    for p in priors:
+    # Per prior visit, what every compared item cites of it: its id, its date and its label (formatted once).
+    prior_info: list[tuple[str, str | None, str]] = [
+        (p.visit.visit_id, p.visit.exam_date.isoformat() if p.visit.exam_date else None, _visit_label(p.visit))
+        for p in priors
+    ]
+    prior_values: dict[str, list[tuple[int, EvaluatedItem]]] = {}
+    for index, p in enumerate(priors):
         for e in p.report.items:
             if e.item_id is not None and isinstance(e.value, float):
-                prior_values.setdefault(e.item_id, []).append((p, e))
+                prior_values.setdefault(e.item_id, []).append((index, e))
 
     crossed: dict[str, tuple[str, str]] = {}  # item_id → (worse|improved, description)
     for e in report.items:
@@ -113,20 +130,16 @@ def apply_comparison(
         history = prior_values.get(e.item_id)
         if not history:
             continue
-        e.previous = [
-            {
-                "visit_id": p.visit.visit_id,
-                "exam_date": p.visit.exam_date.isoformat() if p.visit.exam_date else None,
-                "value": pe.value,
-                "flag": pe.flag,
-            }
-            for p, pe in history
-        ]
-        p0, prev = history[0]
+        previous: list[dict[str, Any]] = []
+        for index, pe in history:
+            info = prior_info[index]
+            previous.append({"visit_id": info[0], "exam_date": info[1], "value": pe.value, "flag": pe.flag})
+        e.previous = previous
+        index0, prev = history[0]
         assert isinstance(prev.value, float)
         delta = e.value - prev.value
         unit = f" {e.unit}" if e.unit else ""
-        when = _visit_label(p0.visit)
+        when = prior_info[index0][2]
         if abs(delta) <= compare.stable_fraction * max(abs(prev.value), 1e-9):
             e.change = f"较上次({when})持平"
         else:
@@ -147,6 +160,12 @@ def apply_comparison(
         prior_findings.setdefault(_finding_key(f), f)
     by_finding_id = {f.finding_id: f for f in report.findings}
     findings_by_key = {_finding_key(f): f for f in report.findings}
+    # Per finding id, this visit's findings of it (by side) that the last visit had too, in `findings_by_key` order.
+    matched_findings: dict[str, list[tuple[Finding, Finding]]] = {}
+    for key, f in findings_by_key.items():
+        old_finding = prior_findings.get(key)
+        if old_finding is not None:
+            matched_findings.setdefault(key[0], []).append((f, old_finding))
 
     previous_ids = {_base_id(c) for c in last.report.conclusions}
     now_ids = {_base_id(c) for c in report.conclusions}
@@ -165,10 +184,7 @@ def apply_comparison(
                 improved |= kind == "improved"
                 details.append(text)
             if ev.finding_id is not None and ev.finding_id in by_finding_id:
-                for key, f in findings_by_key.items():
-                    if key[0] != ev.finding_id or key not in prior_findings:
-                        continue
-                    old = prior_findings[key]
+                for f, old in matched_findings.get(ev.finding_id, ()):
                     for change in compare.finding_worse:
                         now_v = _attr_number(f, change.attr, grade_ranks)
                         old_v = _attr_number(old, change.attr, grade_ranks)
@@ -210,12 +226,14 @@ def apply_comparison(
         c.status_detail = list(dict.fromkeys(details))
 
     current_ids = {_base_id(c) for c in report.conclusions}
+    # Only conclusions with merged parts can have absorbed one of the last visit's.
+    merging = [now for now in report.conclusions if now.merged]
     resolved = [
         {"id": _base_id(c), "name": c.name, "icd10": c.icd10, "last_seen": label}
         for c in last.report.conclusions
         if _base_id(c) not in current_ids
         and _base_id(c) not in continued
-        and not any(_merged_into(c, now) for now in report.conclusions)
+        and not any(_merged_into(c, now) for now in merging)
     ]
     return {
         "comparison": {
@@ -278,18 +296,46 @@ def _merged_into(old: Conclusion, now: Conclusion) -> bool:
     return any(old.name == m or old.name.startswith((m + "（", m + "、")) for m in now.merged)
 
 
+@dataclass(frozen=True, slots=True)
+class _OwnGrounds:
+    """Per KB, what lets a conclusion stand on its own facts: (rule id, conclusion id) of every rule that does not
+    rest on other conclusions, and the conclusion each text finding maps to. Built once instead of scanning every
+    rule for each compared conclusion."""
+
+    version: str
+    rules: frozenset[tuple[str, str]]
+    finding_conclusions: dict[str, str | None]
+
+
+_OWN_GROUNDS: dict[int, _OwnGrounds] = {}
+
+
+def _own_grounds(kb: KnowledgeBase) -> _OwnGrounds:
+    cached = _OWN_GROUNDS.get(id(kb))
+    if cached is None or cached.version != kb.version:
+        cached = _OwnGrounds(
+            kb.version,
+            frozenset((r.id, r.conclusion) for r in kb.rules if not uses_conclusions(r.when)),
+            {fid: finding.conclusion for fid, finding in kb.findings.items()},
+        )
+        _OWN_GROUNDS[id(kb)] = cached
+    return cached
+
+
 def _fired_on_its_own(kb: KnowledgeBase, c: Conclusion) -> bool:
     """`c` stands on its own facts (a rule on values or history, or a text finding of its own), not only as the
     merge of other conclusions."""
-    fired = set(c.rules)
-    if any(r.id in fired and r.conclusion == c.conclusion_id and not uses_conclusions(r.when) for r in kb.rules):
-        return True
-    return any(
-        e.finding_id is not None
-        and (finding := kb.findings.get(e.finding_id)) is not None
-        and finding.conclusion == c.conclusion_id
-        for e in c.evidence
-    )
+    grounds = _own_grounds(kb)
+    cid = c.conclusion_id
+    for rule_id in c.rules:
+        if (rule_id, cid) in grounds.rules:
+            return True
+    conclusion_of = grounds.finding_conclusions
+    for e in c.evidence:
+        fid = e.finding_id
+        if fid is not None and fid in conclusion_of and conclusion_of[fid] == cid:
+            return True
+    return False
 
 
 def _base_id(c: Conclusion) -> str:

@@ -1,13 +1,12 @@
-"""The condition vocabulary of the rules, one small evaluator per kind, compiled once per KB into closures.
+"""The condition vocabulary of the rules, one small node class per kind, compiled once per KB into a tree.
 
-An evaluator returns whether it holds and the evidence that made it hold (items, findings, history entries), so
-every conclusion can show why it is there.
+A node says whether it holds and, only once it does, the evidence that made it hold (items, findings, history
+entries), so every conclusion can show why it is there.
 """
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +25,7 @@ from zhujian.kb.schema import (
     NotCondition,
     SexCondition,
 )
-from zhujian.pipeline.evaluate import compare
+from zhujian.pipeline.evaluate import OP_CODES, passes
 from zhujian.pipeline.extract import category_rank
 
 FLAG_ARROWS = {"high": "↑", "low": "↓", "abnormal": "（异常）", "normal": "", "unknown": ""}
@@ -51,12 +50,15 @@ class Facts:
     present: set[str] | None = None
     # (entry, lower-cased keyword) → whether the entry affirms the keyword: many rules ask about the same keywords.
     affirmed: dict[tuple[str, str], bool] = field(default_factory=dict)
+    # Per finding (by identity: findings live as long as the facts), its evidence entry, built once per report
+    # however many rules and conclusions cite it.
+    cited_findings: dict[int, Evidence] = field(default_factory=dict)
+    # Per history condition (by identity: the compiled conditions outlive the facts), the (field, entry) affirming
+    # it or None: rules re-run in the second pass ask the same conditions again.
+    history_answers: dict[int, tuple[str, str] | None] = field(default_factory=dict)
 
 
 Result = tuple[bool, list[Evidence]]
-Evaluator = Callable[[Facts], Result]
-
-_NO: Result = (False, [])
 
 
 def describe_item(e: EvaluatedItem) -> str:
@@ -80,14 +82,10 @@ def describe_item(e: EvaluatedItem) -> str:
 
 def item_evidence(e: EvaluatedItem) -> Evidence:
     if e.evidence_cache is None:
+        # Positional (Evidence's field order: kind, description, item_id, finding_id, source_item, span, rule_id,
+        # value, unit, flag): keyword arguments make the call about twice as dear.
         e.evidence_cache = Evidence(
-            kind="item",
-            description=describe_item(e),
-            item_id=e.item_id,
-            value=e.value,
-            unit=e.unit,
-            flag=e.flag,
-            source_item=e.source_name,
+            "item", describe_item(e), e.item_id, None, e.source_name, None, None, e.value, e.unit, e.flag
         )
     return e.evidence_cache
 
@@ -115,99 +113,150 @@ def describe_finding(f: Finding) -> str:
 
 
 def finding_evidence(f: Finding) -> Evidence:
-    return Evidence(
-        kind="finding", description=describe_finding(f), finding_id=f.finding_id, source_item=f.source_item, span=f.span
-    )
+    return Evidence("finding", describe_finding(f), None, f.finding_id, f.source_item, f.span)
 
 
-_OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
+def cited_finding(facts: Facts, f: Finding) -> Evidence:
+    """`finding_evidence(f)`, built once per report."""
+    key = id(f)
+    evidence = facts.cited_findings.get(key)
+    if evidence is None:
+        evidence = facts.cited_findings[key] = finding_evidence(f)
+    return evidence
 
 
-def _item(cond: ItemCondition) -> Evaluator:
-    item_id = cond.item
+class Node:
+    """A compiled condition. `holds` only answers whether it holds; `collect` appends the evidence that made it
+    hold and is called only once it does, so rules that do not hold build no evidence, lists or strings."""
 
-    if cond.op is not None and cond.value is not None:
-        threshold = cond.value
-        # The comparison of evaluate.compare, looked up once per rule instead of once per evaluation.
-        holds = _OPERATORS[cond.op]
+    def holds(self, facts: Facts) -> bool:
+        raise NotImplementedError
 
-        def by_value(facts: Facts) -> Result:
-            e = facts.items.get(item_id)
-            if e is None or not isinstance(e.value, float):
-                return _NO
-            return (True, [item_evidence(e)]) if holds(e.value, threshold) else _NO
-
-        return by_value
-    if cond.rank_op is not None and cond.rank is not None:
-        rank_op, rank = cond.rank_op, cond.rank
-
-        def by_rank(facts: Facts) -> Result:
-            e = facts.items.get(item_id)
-            if e is None or e.rank is None:
-                return _NO
-            return (True, [item_evidence(e)]) if compare(float(e.rank), rank_op, float(rank)) else _NO
-
-        return by_rank
-    wanted = cond.flag
-
-    def by_flag(facts: Facts) -> Result:
-        e = facts.items.get(item_id)
-        if e is None or e.flag == "unknown":
-            return _NO
-        ok = e.flag in ("high", "low", "abnormal") if wanted == "any_abnormal" else e.flag == wanted
-        return (True, [item_evidence(e)]) if ok else _NO
-
-    return by_flag
-
-
-def _finding(cond: FindingCondition) -> Evaluator:
-    finding_id = cond.finding
-    tests = [(t.attr, t.op, t.value) for t in cond.where]
-
-    def attr_value(f: Finding, attr: str, grade_ranks: dict[str, int]) -> float | None:
-        a = f.attrs
-        if attr == "size_mm":
-            v = a.get("size_mm")
-            return float(v) if isinstance(v, int | float) else None
-        if attr == "count":
-            c = a.get("count")
-            if c == "多发":
-                return 2.0
-            return float(c) if isinstance(c, int | float) else None
-        if attr == "category_rank":
-            return category_rank(a.get("category"))
-        if attr == "grade_rank":
-            g = a.get("grade")
-            return float(grade_ranks[g]) if isinstance(g, str) and g in grade_ranks else None
-        if attr == "rate_bpm":
-            r = a.get("rate_bpm")
-            return float(r) if isinstance(r, int | float) else None
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        """Append the evidence of a condition that holds (conditions on sex, age, conclusions and `not` have none)."""
         return None
 
-    def evaluate(facts: Facts) -> Result:
-        found = facts.findings.get(finding_id)
-        if not found:
-            return _NO
-        hits = []
-        for f in found:
-            ok = True
-            for attr, op, threshold in tests:
-                v = attr_value(f, attr, facts.grade_ranks)
-                if v is None or not compare(v, op, threshold):
-                    ok = False
-                    break
-            if ok:
-                hits.append(finding_evidence(f))
-        return (True, hits) if hits else _NO
+    def __call__(self, facts: Facts) -> Result:
+        if not self.holds(facts):
+            return False, []
+        evidence: list[Evidence] = []
+        self.collect(facts, evidence)
+        return True, evidence
 
-    return evaluate
+
+class _ItemValue(Node):
+    def __init__(self, item_id: str, op: str, threshold: float) -> None:
+        self.item_id = item_id
+        # The comparison of evaluate.compare, looked up once per rule instead of once per evaluation.
+        self.code = OP_CODES[op]
+        self.threshold = threshold
+
+    def holds(self, facts: Facts) -> bool:
+        e = facts.items.get(self.item_id)
+        if e is None:
+            return False
+        value = e.value
+        return isinstance(value, float) and passes(self.code, value, self.threshold)
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        out.append(item_evidence(facts.items[self.item_id]))
+
+
+class _ItemRank(Node):
+    def __init__(self, item_id: str, op: str, rank: int) -> None:
+        self.item_id = item_id
+        self.code = OP_CODES[op]
+        self.rank = float(rank)
+
+    def holds(self, facts: Facts) -> bool:
+        e = facts.items.get(self.item_id)
+        if e is None:
+            return False
+        rank = e.rank
+        return rank is not None and passes(self.code, float(rank), self.rank)
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        out.append(item_evidence(facts.items[self.item_id]))
+
+
+class _ItemFlag(Node):
+    def __init__(self, item_id: str, wanted: str | None) -> None:
+        self.item_id = item_id
+        self.wanted = wanted
+        self.any_abnormal = wanted == "any_abnormal"
+
+    def holds(self, facts: Facts) -> bool:
+        e = facts.items.get(self.item_id)
+        if e is None:
+            return False
+        flag: str = e.flag
+        if flag == "unknown":
+            return False
+        if self.any_abnormal:
+            return flag == "high" or flag == "low" or flag == "abnormal"
+        return flag == self.wanted
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        out.append(item_evidence(facts.items[self.item_id]))
+
+
+def _attr_value(f: Finding, attr: str, grade_ranks: dict[str, int]) -> float | None:
+    a = f.attrs
+    if attr == "size_mm":
+        v = a.get("size_mm")
+        return float(v) if isinstance(v, int | float) else None
+    if attr == "count":
+        c = a.get("count")
+        if c == "多发":
+            return 2.0
+        return float(c) if isinstance(c, int | float) else None
+    if attr == "category_rank":
+        return category_rank(a.get("category"))
+    if attr == "grade_rank":
+        g = a.get("grade")
+        return float(grade_ranks[g]) if isinstance(g, str) and g in grade_ranks else None
+    if attr == "rate_bpm":
+        r = a.get("rate_bpm")
+        return float(r) if isinstance(r, int | float) else None
+    return None
+
+
+class _AttrTest:
+    def __init__(self, attr: str, op: str, threshold: float) -> None:
+        self.attr = attr
+        self.code = OP_CODES[op]
+        self.threshold = threshold
+
+
+class _Finding(Node):
+    def __init__(self, finding_id: str, tests: list[_AttrTest]) -> None:
+        self.finding_id = finding_id
+        self.tests = tests
+
+    def _passes(self, f: Finding, grade_ranks: dict[str, int]) -> bool:
+        for test in self.tests:
+            v = _attr_value(f, test.attr, grade_ranks)
+            if v is None or not passes(test.code, v, test.threshold):
+                return False
+        return True
+
+    def holds(self, facts: Facts) -> bool:
+        found = facts.findings.get(self.finding_id)
+        if not found:
+            return False
+        if not self.tests:
+            return True
+        grade_ranks = facts.grade_ranks
+        for f in found:  # noqa: SIM110 - a loop, not a generator: compiled (mypyc) it is a plain loop
+            if self._passes(f, grade_ranks):
+                return True
+        return False
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        grade_ranks = facts.grade_ranks
+        for f in facts.findings[self.finding_id]:
+            if self._passes(f, grade_ranks):
+                out.append(cited_finding(facts, f))
 
 
 def first_affirmed_entry(
@@ -215,9 +264,13 @@ def first_affirmed_entry(
 ) -> str | None:
     """The first questionnaire entry that mentions a keyword without a negation cue before it in its clause
     ("否认高血压、糖尿病史" affirms neither), or None."""
-    stops = set(separators)
-    cues = tuple(negation_cues)
-    lowered = [k.lower() for k in keywords]
+    return first_affirmed_lowered(entries, [k.lower() for k in keywords], tuple(negation_cues), set(separators))
+
+
+def first_affirmed_lowered(
+    entries: Iterable[str], lowered: list[str], cues: tuple[str, ...], stops: Collection[str]
+) -> str | None:
+    """`first_affirmed_entry` with the keywords already lower-cased and the cues and separators ready."""
     for entry in entries:
         low = entry.lower()
         for keyword in lowered:
@@ -253,21 +306,37 @@ def _first_affirmed_memo(facts: Facts, entries: Iterable[str], keywords: list[st
     return None
 
 
-def _history(cond: HistoryCondition) -> Evaluator:
-    keywords = [k.lower() for k in cond.history]
-    fields = list(cond.fields)
-    labels = {"history": "既往史", "medications": "用药史", "family_history": "家族史", "symptoms": "症状"}
-    keys = trigger_keys(cond)
-    # Per field, each keyword with the trigger key that says it occurs in an entry of that field.
-    keyed = {f: [(k, f"history:{f}:{k}") for k in keywords] for f in fields} if all(keywords) else None
+_HISTORY_LABELS = {"history": "既往史", "medications": "用药史", "family_history": "家族史", "symptoms": "症状"}
 
-    def evaluate(facts: Facts) -> Result:
+
+class _History(Node):
+    def __init__(self, cond: HistoryCondition) -> None:
+        self.keywords = [k.lower() for k in cond.history]
+        self.fields = list(cond.fields)
+        self.keys = trigger_keys(cond)
+        # Per field, each keyword with the trigger key that says it occurs in an entry of that field.
+        self.keyed: dict[str, list[tuple[str, str]]] | None = (
+            {f: [(k, f"history:{f}:{k}") for k in self.keywords] for f in self.fields} if all(self.keywords) else None
+        )
+
+    def _affirmed(self, facts: Facts) -> tuple[str, str] | None:
+        """(field, entry) of the first entry affirming a keyword, or None; worked out once per report."""
+        answers = facts.history_answers
+        key = id(self)
+        if key in answers:
+            return answers[key]
+        answer = answers[key] = self._find(facts)
+        return answer
+
+    def _find(self, facts: Facts) -> tuple[str, str] | None:
         present = facts.present
+        keys = self.keys
         if present is not None and keys is not None and keys.isdisjoint(present):
             # No entry of these fields contains any of the keywords.
-            return _NO
-        for f in fields:
-            wanted: list[str] = keywords
+            return None
+        keyed = self.keyed
+        for f in self.fields:
+            wanted: list[str] = self.keywords
             if present is not None and keyed is not None:
                 # A keyword that occurs in no entry of the field cannot be affirmed there.
                 wanted = [k for k, key in keyed[f] if key in present]
@@ -275,96 +344,152 @@ def _history(cond: HistoryCondition) -> Evaluator:
                     continue
             entry = _first_affirmed_memo(facts, facts.history.get(f, ()), wanted)
             if entry is not None:
-                return True, [Evidence(kind="history", description=f"{labels[f]}：{entry}")]
-        return _NO
+                return f, entry
+        return None
 
-    return evaluate
+    def holds(self, facts: Facts) -> bool:
+        return self._affirmed(facts) is not None
 
-
-def _flag(cond: FlagCondition) -> Evaluator:
-    key, expected = cond.questionnaire, cond.is_
-    label = {"smoking": "吸烟", "drinking": "饮酒"}[key]
-
-    def evaluate(facts: Facts) -> Result:
-        value = facts.smoking if key == "smoking" else facts.drinking
-        if value is None or value != expected:
-            return _NO
-        return True, [Evidence(kind="history", description=f"问卷：{label}{'是' if value else '否'}")]
-
-    return evaluate
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        found = self._affirmed(facts)
+        assert found is not None
+        out.append(Evidence("history", f"{_HISTORY_LABELS[found[0]]}：{found[1]}"))
 
 
-def compile_condition(cond: Condition) -> Evaluator:
+class _Questionnaire(Node):
+    def __init__(self, key: str, expected: bool) -> None:
+        self.smoking = key == "smoking"
+        self.expected = expected
+        label = {"smoking": "吸烟", "drinking": "饮酒"}[key]
+        self.description = f"问卷：{label}{'是' if expected else '否'}"
+
+    def holds(self, facts: Facts) -> bool:
+        value = facts.smoking if self.smoking else facts.drinking
+        return value is not None and value == self.expected
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        out.append(Evidence("history", self.description))
+
+
+class _Sex(Node):
+    def __init__(self, sex: str) -> None:
+        self.sex = sex
+
+    def holds(self, facts: Facts) -> bool:
+        return facts.sex == self.sex
+
+
+class _Age(Node):
+    def __init__(self, low: float | None, high: float | None) -> None:
+        self.low = low
+        self.high = high
+
+    def holds(self, facts: Facts) -> bool:
+        age = facts.age
+        if age is None:
+            return False
+        low, high = self.low, self.high
+        return (low is None or age >= low) and (high is None or age < high)
+
+
+class _Fired(Node):
+    def __init__(self, conclusion_id: str) -> None:
+        self.conclusion_id = conclusion_id
+
+    def holds(self, facts: Facts) -> bool:
+        return self.conclusion_id in facts.fired
+
+
+class _All(Node):
+    def __init__(self, parts: list[Node]) -> None:
+        self.parts = parts
+
+    def holds(self, facts: Facts) -> bool:
+        for p in self.parts:  # noqa: SIM110 - a loop, not a generator: compiled (mypyc) it is a plain loop
+            if not p.holds(facts):
+                return False
+        return True
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        for p in self.parts:
+            p.collect(facts, out)
+
+
+class _Any(Node):
+    def __init__(self, parts: list[Node]) -> None:
+        self.parts = parts
+
+    def holds(self, facts: Facts) -> bool:
+        for p in self.parts:  # noqa: SIM110 - a loop, not a generator: compiled (mypyc) it is a plain loop
+            if p.holds(facts):
+                return True
+        return False
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        # Every true branch contributes evidence: a 血脂异常 shows all abnormal lipids, not only the first.
+        for p in self.parts:
+            if p.holds(facts):
+                p.collect(facts, out)
+
+
+class _Not(Node):
+    def __init__(self, inner: Node) -> None:
+        self.inner = inner
+
+    def holds(self, facts: Facts) -> bool:
+        return not self.inner.holds(facts)
+
+
+class _AtLeast(Node):
+    def __init__(self, parts: list[Node], n: int) -> None:
+        self.parts = parts
+        self.n = n
+
+    def holds(self, facts: Facts) -> bool:
+        n = self.n
+        if n <= 0:
+            return True
+        count = 0
+        for p in self.parts:
+            if p.holds(facts):
+                count += 1
+                if count >= n:
+                    return True
+        return False
+
+    def collect(self, facts: Facts, out: list[Evidence]) -> None:
+        for p in self.parts:
+            if p.holds(facts):
+                p.collect(facts, out)
+
+
+def compile_condition(cond: Condition) -> Node:
     if isinstance(cond, ItemCondition):
-        return _item(cond)
+        if cond.op is not None and cond.value is not None:
+            return _ItemValue(cond.item, cond.op, cond.value)
+        if cond.rank_op is not None and cond.rank is not None:
+            return _ItemRank(cond.item, cond.rank_op, cond.rank)
+        return _ItemFlag(cond.item, cond.flag)
     if isinstance(cond, FindingCondition):
-        return _finding(cond)
+        return _Finding(cond.finding, [_AttrTest(t.attr, t.op, t.value) for t in cond.where])
     if isinstance(cond, HistoryCondition):
-        return _history(cond)
+        return _History(cond)
     if isinstance(cond, FlagCondition):
-        return _flag(cond)
+        return _Questionnaire(cond.questionnaire, cond.is_)
     if isinstance(cond, SexCondition):
-        sex = cond.sex
-        return lambda facts: (facts.sex == sex, [])
+        return _Sex(cond.sex)
     if isinstance(cond, AgeCondition):
-        lo, hi = cond.age.min, cond.age.max
-
-        def age_ok(facts: Facts) -> Result:
-            if facts.age is None:
-                return _NO
-            ok = (lo is None or facts.age >= lo) and (hi is None or facts.age < hi)
-            return ok, []
-
-        return age_ok
+        return _Age(cond.age.min, cond.age.max)
     if isinstance(cond, ConclusionCondition):
-        cid = cond.conclusion
-        return lambda facts: (cid in facts.fired, [])
+        return _Fired(cond.conclusion)
     if isinstance(cond, AllCondition):
-        parts = [compile_condition(c) for c in cond.all]
-
-        def all_ok(facts: Facts) -> Result:
-            evidence: list[Evidence] = []
-            for p in parts:
-                ok, ev = p(facts)
-                if not ok:
-                    return _NO
-                evidence.extend(ev)
-            return True, evidence
-
-        return all_ok
+        return _All([compile_condition(c) for c in cond.all])
     if isinstance(cond, AnyCondition):
-        parts = [compile_condition(c) for c in cond.any]
-
-        def any_ok(facts: Facts) -> Result:
-            # Every true branch contributes evidence: a 血脂异常 shows all abnormal lipids, not only the first.
-            evidence: list[Evidence] = []
-            hit = False
-            for p in parts:
-                ok, ev = p(facts)
-                if ok:
-                    hit = True
-                    evidence.extend(ev)
-            return hit, evidence
-
-        return any_ok
+        return _Any([compile_condition(c) for c in cond.any])
     if isinstance(cond, NotCondition):
-        inner = compile_condition(cond.not_)
-        return lambda facts: (not inner(facts)[0], [])
+        return _Not(compile_condition(cond.not_))
     if isinstance(cond, AtLeastCondition):
-        parts = [compile_condition(c) for c in cond.at_least.of]
-        n = cond.at_least.n
-
-        def at_least(facts: Facts) -> Result:
-            evidence: list[Evidence] = []
-            count = 0
-            for p in parts:
-                ok, ev = p(facts)
-                if ok:
-                    count += 1
-                    evidence.extend(ev)
-            return (count >= n, evidence) if count >= n else _NO
-
-        return at_least
+        return _AtLeast([compile_condition(c) for c in cond.at_least.of], cond.at_least.n)
     raise TypeError(f"unknown condition kind: {type(cond).__name__}")
 
 
@@ -420,34 +545,21 @@ def value_key(item: str, op: str, value: float) -> str:
     return f"value:{item}:{op}:{value!r}"
 
 
-ValueTests = dict[str, list[tuple[Callable[[float, float], bool], float, str]]]
+# Per item: (operator code of evaluate.OP_CODES, threshold, trigger key).
+ValueTests = dict[str, list[tuple[int, float, str]]]
 
 
 def value_tests(conditions: Iterable[Condition]) -> ValueTests:
     """Per item, every numeric comparison the rules make of it, with the trigger key it sets when it holds."""
     from zhujian.kb.loader import iter_conditions
 
-    tests: dict[str, dict[str, tuple[Callable[[float, float], bool], float, str]]] = {}
+    tests: dict[str, dict[str, tuple[int, float, str]]] = {}
     for cond in conditions:
         for c in iter_conditions(cond):
             if isinstance(c, ItemCondition) and c.op is not None and c.value is not None:
                 key = value_key(c.item, c.op, c.value)
-                tests.setdefault(c.item, {})[key] = (_OPERATORS[c.op], c.value, key)
+                tests.setdefault(c.item, {})[key] = (OP_CODES[c.op], c.value, key)
     return {item: list(by_key.values()) for item, by_key in tests.items()}
-
-
-def passed_value_keys(facts: Facts, tests: ValueTests) -> set[str]:
-    """The `value:` keys of the comparisons the record's numeric values pass."""
-    keys: set[str] = set()
-    for item_id, item_tests in tests.items():
-        e = facts.items.get(item_id)
-        if e is None or not isinstance(e.value, float):
-            continue
-        value = e.value
-        for holds, threshold, key in item_tests:
-            if holds(value, threshold):
-                keys.add(key)
-    return keys
 
 
 def history_keywords(cond: Condition) -> set[str]:
@@ -465,37 +577,4 @@ def history_keys(facts: Facts, automaton: Any) -> set[str]:
         for entry in entries:
             for _last, keyword in automaton.iter(entry.lower()):
                 keys.add(f"history:{name}:{keyword}")
-    return keys
-
-
-# Trigger-key strings of KB item and finding ids, built once rather than for every record.
-_ITEM_KEYS: dict[str, str] = {}
-_FLAG_KEYS: dict[tuple[str, str], str] = {}
-_FINDING_KEYS: dict[str, str] = {}
-
-
-def present_keys(facts: Facts) -> set[str]:
-    keys: set[str] = set()
-    item_keys, flag_keys = _ITEM_KEYS, _FLAG_KEYS
-    for k, e in facts.items.items():
-        if e.value is None:
-            continue
-        key = item_keys.get(k)
-        if key is None:
-            key = item_keys[k] = f"item:{k}"
-        keys.add(key)
-        flag_key = flag_keys.get((k, e.flag))
-        if flag_key is None:
-            flag_key = flag_keys[(k, e.flag)] = f"flag:{k}:{e.flag}"
-        keys.add(flag_key)
-    for k in facts.findings:
-        key = _FINDING_KEYS.get(k)
-        if key is None:
-            key = _FINDING_KEYS[k] = f"finding:{k}"
-        keys.add(key)
-    keys.update(f"history:{k}" for k, v in facts.history.items() if v)
-    if facts.smoking is not None:
-        keys.add("questionnaire:smoking")
-    if facts.drinking is not None:
-        keys.add("questionnaire:drinking")
     return keys

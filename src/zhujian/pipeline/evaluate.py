@@ -5,28 +5,37 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from zhujian.domain.record import ItemInput, Record
 from zhujian.domain.report import CriticalAlert, EvaluatedItem, Flag, Problem
 from zhujian.kb.loader import KnowledgeBase, normalize_unit
 from zhujian.kb.schema import CriticalValueDef, ItemDef, OrdinalLevel, QualitativeValue
-from zhujian.pipeline.values import ParsedValue, parse_range, parse_value, value_text
+from zhujian.pipeline.values import ParsedValue, parse_range, parse_value, plain_number, value_text
 from zhujian.risk.egfr import egfr_ckd_epi_2021_cr
 
-_OPS = {
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-}
+# Comparison operators as small integers, so that compiled code compares without calling a Python function.
+OP_CODES: dict[str, int] = {"<": 0, "<=": 1, ">": 2, ">=": 3, "==": 4, "!=": 5}
+
+
+def passes(code: int, value: float, threshold: float) -> bool:
+    """`value <op> threshold` for the operator whose code `OP_CODES` gives."""
+    if code == 0:
+        return value < threshold
+    if code == 1:
+        return value <= threshold
+    if code == 2:
+        return value > threshold
+    if code == 3:
+        return value >= threshold
+    if code == 4:
+        return value == threshold
+    return value != threshold
 
 
 def compare(value: float, op: str, threshold: float) -> bool:
-    return bool(_OPS[op](value, threshold))
+    return passes(OP_CODES[op], value, threshold)
 
 
 @lru_cache(maxsize=8192)
@@ -37,11 +46,64 @@ def _category_key(text: str) -> str:
 
 @dataclass
 class ItemCaches:
-    """Per-KB lookups built once: category synonyms per item, critical values per item."""
+    """Per-KB lookups built once: category synonyms per item, critical values per item; and, filled as records come,
+    the KB item of each source code and name, and the unit conversion of each (item, source unit): a checkup system
+    sends the same labels and units for everyone."""
 
     ordinal: dict[str, dict[str, OrdinalLevel]]
     qualitative: dict[str, dict[str, QualitativeValue]]
     critical: dict[str, list[CriticalValueDef]]
+    by_code: dict[str, str | None] = field(default_factory=dict)
+    by_name: dict[str, str | None] = field(default_factory=dict)
+    conversions: dict[tuple[str, str], tuple[float, float] | None] = field(default_factory=dict)
+    specs: dict[str, ItemSpec] = field(default_factory=dict)
+    # `_converted_range` answers by (range text, factor, offset): a plain dict is cheaper to call from compiled code
+    # than the lru_cache wrapper.
+    ranges: dict[tuple[str, float, float], tuple[float | None, float | None] | None] = field(default_factory=dict)
+    # `critical` with each comparison's operator code and threshold.
+    critical_tests: dict[str, list[tuple[int, float, CriticalValueDef]]] = field(default_factory=dict)
+
+
+class ItemSpec:
+    """What evaluating a plain value reads of an item's definition, read once per KB (attributes of a native class
+    are much cheaper than a pydantic model's in the compiled engine)."""
+
+    def __init__(self, item: ItemDef, categorical: bool) -> None:
+        self.item = item
+        # Whether the item has ordinal levels or qualitative values to look a result up in.
+        self.categorical = categorical
+        self.name: str = item.name
+        self.unit: str | None = item.unit
+        self.quantitative = item.kind == "quantitative"
+        self.plausible_low: float | None = item.plausible_low
+        self.plausible_high: float | None = item.plausible_high
+        self.reference_from_input_only: bool = item.reference_from_input_only
+        self.reference: list[tuple[str, float | None, float | None, float | None, float | None]] = [
+            (ref.sex, ref.age_min, ref.age_max, ref.low, ref.high) for ref in item.reference
+        ]
+
+    def plausible(self, value: float) -> bool:
+        """`_plausible(item, value)`."""
+        if not math.isfinite(value):
+            return False
+        low, high = self.plausible_low, self.plausible_high
+        return not ((low is not None and value < low) or (high is not None and value > high))
+
+    def interval(self, sex: str, age: float | None) -> tuple[float | None, float | None] | None:
+        """`default_interval(item, sex, age)`."""
+        for ref_sex, age_min, age_max, low, high in self.reference:
+            if ref_sex != "any" and ref_sex != sex:
+                continue
+            if age_min is not None and (age is None or age < age_min):
+                continue
+            if age_max is not None and (age is None or age >= age_max):
+                continue
+            return low, high
+        return None
+
+
+# Bound on each per-KB memo above (labels and units of a stream are few; a hostile stream must not grow them).
+_MEMO_SIZE = 65536
 
 
 _CACHES: dict[int, tuple[str, ItemCaches]] = {}
@@ -70,6 +132,9 @@ def caches_for(kb: KnowledgeBase) -> ItemCaches:
     for cv in kb.critical_values:
         critical.setdefault(cv.item, []).append(cv)
     caches = ItemCaches(ordinal, qualitative, critical)
+    caches.critical_tests = {
+        item_id: [(OP_CODES[cv.op], cv.value, cv) for cv in defs] for item_id, defs in critical.items()
+    }
     _CACHES[id(kb)] = (kb.version + str(len(kb.critical_values)), caches)
     return caches
 
@@ -134,11 +199,17 @@ def evaluate_items(kb: KnowledgeBase, record: Record) -> ItemEvaluation:
             continue
         by_id[evaluated.item_id] = evaluated
     _derive(kb, record, items, by_id, sex, age, problems)
+    critical_tests = caches.critical_tests
     for evaluated in items:
-        if evaluated.item_id is None or not isinstance(evaluated.value, float):
+        item_id = evaluated.item_id
+        value = evaluated.value
+        if item_id is None or not isinstance(value, float):
             continue
-        for cv in caches.critical.get(evaluated.item_id, ()):
-            if compare(evaluated.value, cv.op, cv.value):
+        tests = critical_tests.get(item_id)
+        if tests is None:
+            continue
+        for code, threshold, cv in tests:
+            if passes(code, value, threshold):
                 evaluated.critical = True
                 alerts.append(
                     CriticalAlert(
@@ -183,6 +254,50 @@ def _alert_possible_critical(
         )
 
 
+def _origin(given: ItemInput, index: int) -> str:
+    """Where an item came from, for its problems (built only when a problem needs it)."""
+    return given.origin or f"items[{index}]"
+
+
+def _resolve(kb: KnowledgeBase, caches: ItemCaches, given: ItemInput) -> str | None:
+    """The KB item of a source item: its code (a KB id or an alias), else its name."""
+    item_id: str | None = None
+    code = given.code
+    if code:
+        memo = caches.by_code
+        item_id = memo.get(code)
+        # `get` then `in`, never `in` then `[]`: another thread may clear the memo in between.
+        if item_id is None and code not in memo:
+            item_id = code if code in kb.items else kb.resolve_item(code)
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[code] = item_id
+    name = given.name
+    if item_id is None and name:
+        memo = caches.by_name
+        item_id = memo.get(name)
+        if item_id is None and name not in memo:
+            item_id = kb.resolve_item(name)
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[name] = item_id
+    return item_id
+
+
+def _conversion(kb: KnowledgeBase, caches: ItemCaches, item_id: str, unit: str) -> tuple[float, float] | None:
+    """(factor, offset) from the source unit to the item's canonical unit, or None when the KB has no conversion."""
+    key = (item_id, unit)
+    memo = caches.conversions
+    conv = memo.get(key)
+    if conv is not None or key in memo:
+        return conv
+    conv = kb.unit_factors.get(item_id, {}).get(normalize_unit(unit))
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = conv
+    return conv
+
+
 def _evaluate_one(
     kb: KnowledgeBase,
     caches: ItemCaches,
@@ -194,13 +309,9 @@ def _evaluate_one(
     unresolved: list[tuple[EvaluatedItem, tuple[float, ...]]],
 ) -> EvaluatedItem:
     source_name = given.name or given.code or ""
-    raw = None if given.value is None else given.value if type(given.value) is str else value_text(given.value)
-    item_id = None
-    if given.code:
-        item_id = given.code if given.code in kb.items else kb.resolve_item(given.code)
-    if item_id is None and given.name:
-        item_id = kb.resolve_item(given.name)
-    where = given.origin or f"items[{index}]"
+    given_value = given.value
+    raw = None if given_value is None else given_value if type(given_value) is str else value_text(given_value)
+    item_id = _resolve(kb, caches, given)
     if item_id is None:
         problems.append(
             Problem(
@@ -208,24 +319,40 @@ def _evaluate_one(
                 f"未知项目“{source_name}”：知识库中没有这个名称或别名，原值保留未解释",
                 item=source_name,
                 value=raw,
-                field=where,
+                field=_origin(given, index),
             )
         )
         return EvaluatedItem(
             None, source_name, source_name, raw, raw, given.unit, None, None, None, "unknown", section=given.section
         )
-    item = kb.items[item_id]
+    spec = caches.specs.get(item_id)
+    if spec is None:
+        spec = caches.specs[item_id] = ItemSpec(
+            kb.items[item_id], item_id in caches.ordinal or item_id in caches.qualitative
+        )
+    item = spec.item
+    # Positional up to `section` (EvaluatedItem's field order): a keyword argument doubles the cost of the call.
     result = EvaluatedItem(
-        item_id, item.name, source_name, raw, None, item.unit, None, None, None, "unknown", section=given.section
+        item_id,
+        spec.name,
+        source_name,
+        raw,
+        None,
+        spec.unit,
+        None,
+        None,
+        None,
+        "unknown",
+        False,
+        None,
+        None,
+        False,
+        given.section,
     )
 
     # Categories first: ordinal dipsticks and qualitative results are words or symbols, not numbers.
-    if (
-        given.value is not None
-        and not isinstance(given.value, int | float)
-        and (item_id in caches.ordinal or item_id in caches.qualitative)
-    ):
-        key = _category_key(str(given.value))
+    if spec.categorical and given_value is not None and not isinstance(given_value, (int, float)):
+        key = _category_key(str(given_value))
         level = caches.ordinal.get(item_id, {}).get(key)
         if level is not None and item.normal_max_rank is not None:
             result.value = level.label
@@ -242,57 +369,67 @@ def _evaluate_one(
             result.flag = "abnormal" if qv.abnormal else "normal"
             return result
 
-    parsed = parse_value(given.value)
-    if parsed.kind == "empty":
-        problems.append(
-            Problem("empty", f"{item.name}（{source_name}）没有结果值", item=source_name, value=raw, field=where)
-        )
-        return result
-    if parsed.kind == "not_done":
-        problems.append(
-            Problem(
-                "not_done",
-                f"{item.name}（{source_name}）未检查：原值“{parsed.text}”",
-                item=source_name,
-                value=raw,
-                field=where,
+    # The common case, a plain number without bound, remark or separators, is read without a ParsedValue.
+    number = plain_number(given_value)
+    parsed: ParsedValue | None = None
+    remark: str | None = None
+    if number is None:
+        parsed = parse_value(given_value)
+        if parsed.kind == "empty":
+            problems.append(
+                Problem(
+                    "empty",
+                    f"{item.name}（{source_name}）没有结果值",
+                    item=source_name,
+                    value=raw,
+                    field=_origin(given, index),
+                )
             )
-        )
-        result.value = None
-        result.qualifier = parsed.text
-        return result
-    if parsed.kind not in ("number", "ambiguous"):
-        why = f"：{parsed.reason}" if parsed.reason else ""
-        problems.append(
-            Problem(
-                "unparseable",
-                f"{item.name}（{source_name}）的结果“{raw}”无法解读为数值或分类{why}",
-                item=source_name,
-                value=raw,
-                field=where,
+            return result
+        if parsed.kind == "not_done":
+            problems.append(
+                Problem(
+                    "not_done",
+                    f"{item.name}（{source_name}）未检查：原值“{parsed.text}”",
+                    item=source_name,
+                    value=raw,
+                    field=_origin(given, index),
+                )
             )
-        )
-        return result
-    if item.kind != "quantitative":
+            result.value = None
+            result.qualifier = parsed.text
+            return result
+        if parsed.kind not in ("number", "ambiguous"):
+            why = f"：{parsed.reason}" if parsed.reason else ""
+            problems.append(
+                Problem(
+                    "unparseable",
+                    f"{item.name}（{source_name}）的结果“{raw}”无法解读为数值或分类{why}",
+                    item=source_name,
+                    value=raw,
+                    field=_origin(given, index),
+                )
+            )
+            return result
+        remark = parsed.remark
+    if not spec.quantitative:
         problems.append(
             Problem(
                 "unparseable",
                 f"{item.name}（{source_name}）应为分类结果（如 阴性/阳性、-/+），收到数值“{raw}”",
                 item=source_name,
                 value=raw,
-                field=where,
+                field=_origin(given, index),
             )
         )
         return result
 
     unit = given.unit
-    remark = parsed.remark
-    factors = kb.unit_factors.get(item_id, {})
-    if remark is not None and normalize_unit(remark) in factors and unit is None:
+    if remark is not None and unit is None and normalize_unit(remark) in kb.unit_factors.get(item_id, {}):
         unit, remark = remark, None
     factor, offset = 1.0, 0.0
     if unit is not None and unit.strip():
-        conv = factors.get(normalize_unit(unit))
+        conv = _conversion(kb, caches, item_id, unit)
         if conv is None:
             problems.append(
                 Problem(
@@ -300,23 +437,35 @@ def _evaluate_one(
                     f"{item.name}（{source_name}）的单位“{unit}”无法换算为 {item.unit}，结果未使用",
                     item=source_name,
                     value=raw,
-                    field=where,
+                    field=_origin(given, index),
                 )
             )
             result.unit = unit
             return result
         factor, offset = conv
     value: float | None = None
-    if parsed.kind == "number" and parsed.number is not None and not parsed.readings:
-        # The common case, without a message to prepare: one plain reading, used when plausible.
-        value = _convert(parsed.number, factor, offset)
-        if not _plausible(item, value):
+    if parsed is None or (parsed.kind == "number" and parsed.number is not None and not parsed.readings):
+        # One plain reading, used when plausible (without a message to prepare).
+        plain = number if parsed is None else parsed.number
+        assert plain is not None
+        value = _convert(plain, factor, offset)
+        if not spec.plausible(value):
             value = None
-            _resolve_number(item, parsed, factor, offset, raw, unit, source_name, where, problems)
+            _resolve_number(
+                item,
+                parsed if parsed is not None else ParsedValue("number", number=plain),
+                factor,
+                offset,
+                raw,
+                unit,
+                source_name,
+                _origin(given, index),
+                problems,
+            )
     else:
-        value = _resolve_number(item, parsed, factor, offset, raw, unit, source_name, where, problems)
+        value = _resolve_number(item, parsed, factor, offset, raw, unit, source_name, _origin(given, index), problems)
     if value is None:
-        if parsed.kind == "ambiguous":
+        if parsed is not None and parsed.kind == "ambiguous":
             plausible = tuple(
                 r for r in (_convert(x.number, factor, offset) for x in parsed.readings) if _plausible(item, r)
             )
@@ -324,8 +473,9 @@ def _evaluate_one(
                 unresolved.append((result, plausible))
         return result
     result.value = value
-    if parsed.bound is not None:
-        result.qualifier = parsed.bound
+    bound = None if parsed is None else parsed.bound
+    if bound is not None:
+        result.qualifier = bound
     elif remark is not None:
         result.qualifier = remark
         if remark not in ("↑", "↓", "+", "*"):
@@ -335,31 +485,39 @@ def _evaluate_one(
                     f"{item.name}（{source_name}）结果带有备注“{remark}”，数值 {_fmt(value)} 已使用",
                     item=source_name,
                     value=raw,
-                    field=where,
+                    field=_origin(given, index),
                 )
             )
 
     ref: tuple[float | None, float | None] | None = None
-    if given.reference_range:
-        ref = _converted_range(given.reference_range, factor, offset)
+    reference_range = given.reference_range
+    if reference_range:
+        range_key = (reference_range, factor, offset)
+        ranges = caches.ranges
+        ref = ranges.get(range_key)
+        if ref is None and range_key not in ranges:
+            ref = _converted_range(reference_range, factor, offset)
+            if len(ranges) >= _MEMO_SIZE:
+                ranges.clear()
+            ranges[range_key] = ref
         if ref is None:
             problems.append(
                 Problem(
                     "reference_unparseable",
-                    f"{item.name}（{source_name}）的参考范围“{given.reference_range}”无法解读，改用知识库默认范围",
+                    f"{item.name}（{source_name}）的参考范围“{reference_range}”无法解读，改用知识库默认范围",
                     item=source_name,
-                    value=given.reference_range,
-                    field=where,
+                    value=reference_range,
+                    field=_origin(given, index),
                 )
             )
     if ref is not None:
         result.ref_low, result.ref_high, result.ref_source = ref[0], ref[1], "input"
-    elif not item.reference_from_input_only:
-        interval = default_interval(item, sex, age)
+    elif not spec.reference_from_input_only:
+        interval = spec.interval(sex, age)
         if interval is not None:
             result.ref_low, result.ref_high = interval
             result.ref_source = "kb"
-    result.flag = _flag(value, result.ref_low, result.ref_high, result.ref_source, parsed.bound)
+    result.flag = _flag(value, result.ref_low, result.ref_high, result.ref_source, bound)
     return result
 
 

@@ -13,7 +13,7 @@ from zhujian.domain.record import Record
 from zhujian.domain.report import EvaluatedItem
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.kb.schema import DiabetesRange, RiskKeywords
-from zhujian.pipeline.conditions import first_affirmed_entry
+from zhujian.pipeline.conditions import first_affirmed_lowered as _first_affirmed
 from zhujian.pipeline.evaluate import compare
 from zhujian.pipeline.extract import lexicon_for
 from zhujian.risk import (
@@ -86,17 +86,44 @@ _INPUT_LABELS = {
 }
 
 
-@dataclass
+# Lower-cased keyword lists of the KB's risk keywords, by the identity of the KB's list (kept alive by the KB).
+_LOWERED: dict[int, tuple[list[str], list[str]]] = {}
+
+
+def _lowered(keywords: list[str]) -> list[str]:
+    hit = _LOWERED.get(id(keywords))
+    if hit is None or hit[0] is not keywords:
+        if len(_LOWERED) > 1024:
+            _LOWERED.clear()
+        hit = _LOWERED[id(keywords)] = (keywords, [k.lower() for k in keywords])
+    return hit[1]
+
+
 class _Inputs:
-    record: Record
-    items: dict[str, EvaluatedItem]
-    keywords: RiskKeywords
-    diabetes_range: DiabetesRange
-    negation_cues: tuple[str, ...]
-    separators: frozenset[str]
+    """The record as the models read it. The questionnaire answers (treated hypertension, diabetes, family history)
+    are each worked out once per record, on first need, however many models ask."""
+
+    def __init__(
+        self,
+        record: Record,
+        items: dict[str, EvaluatedItem],
+        keywords: RiskKeywords,
+        diabetes_range: DiabetesRange,
+        negation_cues: tuple[str, ...],
+        separators: frozenset[str],
+    ) -> None:
+        self.record = record
+        self.items = items
+        self.keywords = keywords
+        self.diabetes_range = diabetes_range
+        self.negation_cues = negation_cues
+        self.separators = separators
+        self._answers: dict[str, bool] = {}
 
     def _has(self, entries: list[str], keywords: list[str]) -> bool:
-        return first_affirmed_entry(entries, keywords, self.negation_cues, self.separators) is not None
+        if not entries:
+            return False
+        return _first_affirmed(entries, _lowered(keywords), self.negation_cues, self.separators) is not None
 
     def num(self, item_id: str) -> float | None:
         e = self.items.get(item_id)
@@ -115,23 +142,41 @@ class _Inputs:
 
     @property
     def bp_treated(self) -> bool:
-        return self._has(self.record.questionnaire.medications, self.keywords.antihypertensive_drugs)
+        answer = self._answers.get("bp_treated")
+        if answer is None:
+            answer = self._answers["bp_treated"] = self._has(
+                self.record.questionnaire.medications, self.keywords.antihypertensive_drugs
+            )
+        return answer
 
     @property
     def hypertension_known(self) -> bool:
-        q = self.record.questionnaire
-        return self.bp_treated or self._has(q.history, self.keywords.hypertension_history)
+        answer = self._answers.get("hypertension_known")
+        if answer is None:
+            answer = self._answers["hypertension_known"] = self.bp_treated or self._has(
+                self.record.questionnaire.history, self.keywords.hypertension_history
+            )
+        return answer
 
     @property
     def diabetes_treated(self) -> bool:
-        q = self.record.questionnaire
-        return self._has(q.medications, self.keywords.antidiabetic_drugs) or self._has(
-            q.history, self.keywords.diabetes_history
-        )
+        answer = self._answers.get("diabetes_treated")
+        if answer is None:
+            q = self.record.questionnaire
+            answer = self._answers["diabetes_treated"] = self._has(
+                q.medications, self.keywords.antidiabetic_drugs
+            ) or self._has(q.history, self.keywords.diabetes_history)
+        return answer
 
     @property
     def diabetes(self) -> bool:
         """Known diabetes, or a diabetes-range value at this checkup (risk.yaml `diabetes_range`)."""
+        answer = self._answers.get("diabetes")
+        if answer is None:
+            answer = self._answers["diabetes"] = self._diabetes()
+        return answer
+
+    def _diabetes(self) -> bool:
         if self.diabetes_treated:
             return True
         for cond in self.diabetes_range.any_of:
@@ -147,11 +192,21 @@ class _Inputs:
 
     @property
     def ascvd_family(self) -> bool:
-        return self._has(self.record.questionnaire.family_history, self.keywords.ascvd_family_history)
+        answer = self._answers.get("ascvd_family")
+        if answer is None:
+            answer = self._answers["ascvd_family"] = self._has(
+                self.record.questionnaire.family_history, self.keywords.ascvd_family_history
+            )
+        return answer
 
     @property
     def diabetes_family(self) -> bool:
-        return self._has(self.record.questionnaire.family_history, self.keywords.diabetes_family_history)
+        answer = self._answers.get("diabetes_family")
+        if answer is None:
+            answer = self._answers["diabetes_family"] = self._has(
+                self.record.questionnaire.family_history, self.keywords.diabetes_family_history
+            )
+        return answer
 
 
 _METABOLIC_INPUT_LABELS = {
@@ -409,13 +464,14 @@ def assess_risks(kb: KnowledgeBase, record: Record, items: dict[str, EvaluatedIt
     if kb.risk is None:
         return []
     lexicon = lexicon_for(kb)
+    # The lexicon's forward negation cues, and its separators without "、": "否认高血压、糖尿病史" keeps both under the
+    # negation (as the rules' history conditions do).
     x = _Inputs(
         record,
         items,
         kb.risk.keywords,
         kb.risk.diabetes_range,
-        tuple(cue for cue, _ in lexicon.forward_cues),
-        # "否认高血压、糖尿病史" keeps both under the negation (as the rules' history conditions do).
-        lexicon.separators - {"、"},
+        lexicon.history_negation_cues,
+        lexicon.history_separators,
     )
     return [model(x) for model in _MODELS] + _classes(x)

@@ -13,30 +13,35 @@ from zhujian.domain.report import Conclusion, CriticalAlert, EvaluatedItem, Evid
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.kb.schema import ConclusionDef, RuleDef
 from zhujian.pipeline.conditions import (
-    Evaluator,
     Facts,
+    Node,
     ValueTests,
+    cited_finding,
     compile_condition,
-    finding_evidence,
     history_keys,
     history_keywords,
-    passed_value_keys,
-    present_keys,
     trigger_keys,
     uses_conclusions,
     value_tests,
 )
+from zhujian.pipeline.evaluate import passes
 
 # Conclusion used when a critical value has no conclusion of its own (it must never be hidden).
 UNMAPPED_CRITICAL = "critical_value_unmapped"
 
 
-@dataclass
 class CompiledRule:
-    rule: RuleDef
-    evaluate: Evaluator
-    second_pass: bool
-    triggers: frozenset[str] | None
+    """A rule with its condition compiled and the fields firing it needs, read once per KB."""
+
+    def __init__(self, rule: RuleDef, evaluate: Node, second_pass: bool, triggers: frozenset[str] | None) -> None:
+        self.rule = rule
+        self.evaluate = evaluate
+        self.second_pass = second_pass
+        self.triggers = triggers
+        self.rule_id: str = rule.id
+        self.conclusion: str = rule.conclusion
+        self.qualifier: str | None = rule.qualifier
+        self.suppresses: list[str] = list(rule.suppresses)
 
 
 @dataclass
@@ -52,6 +57,12 @@ class CompiledRules:
     # Per item, the numeric comparisons of the rules: a rule waits for the one its value condition needs.
     value_tests: ValueTests = field(default_factory=dict)
 
+    # Filled as conclusions are first drawn: the fields of each conclusion definition, read once per KB.
+    templates: dict[str, _ConclusionTemplate] = field(default_factory=dict)
+    # Filled as records come: per item and per finding, the rules its facts wake (see `_ItemWake`).
+    item_wake: dict[str, _ItemWake] = field(default_factory=dict)
+    finding_wake: dict[str, list[int]] = field(default_factory=dict)
+
     def runnable(self, present: set[str]) -> list[CompiledRule]:
         """Rules whose trigger facts are present, in KB order."""
         chosen: set[int] = set(self.always)
@@ -60,6 +71,79 @@ class CompiledRules:
         for key in present & by_trigger.keys():
             chosen.update(by_trigger[key])
         return [self.rules[i] for i in sorted(chosen)]
+
+    def runnable_for(self, facts: Facts) -> list[CompiledRule]:
+        """`runnable(present)` for the trigger keys present in `facts` (see conditions.trigger_keys), found through
+        per-item and per-finding indexes instead of building every key string of the record. Sets `facts.present`
+        to the history keys present, which history conditions consult, when the rules have history keywords."""
+        chosen: set[int] = set(self.always)
+        item_wake = self.item_wake
+        for item_id, e in facts.items.items():
+            value = e.value
+            if value is None:
+                continue
+            wake = item_wake.get(item_id)
+            if wake is None:
+                wake = item_wake[item_id] = _ItemWake(self, item_id)
+            if wake.on_value:
+                chosen.update(wake.on_value)
+            on_flag = wake.on_flag.get(e.flag)
+            if on_flag is not None:
+                chosen.update(on_flag)
+            if isinstance(value, float):
+                for test in wake.tests:
+                    if passes(test.code, value, test.threshold):
+                        chosen.update(test.positions)
+        by_trigger = self.by_trigger
+        finding_wake = self.finding_wake
+        for finding_id in facts.findings:
+            positions = finding_wake.get(finding_id)
+            if positions is None:
+                positions = finding_wake[finding_id] = by_trigger.get(f"finding:{finding_id}", [])
+            if positions:
+                chosen.update(positions)
+        history: set[str] = {f"history:{k}" for k, v in facts.history.items() if v}
+        if self.history_automaton is not None:
+            history |= history_keys(facts, self.history_automaton)
+            facts.present = history
+        if facts.smoking is not None:
+            history.add("questionnaire:smoking")
+        if facts.drinking is not None:
+            history.add("questionnaire:drinking")
+        for key in history:
+            positions = by_trigger.get(key)
+            if positions is not None:
+                chosen.update(positions)
+        rules = self.rules
+        return [rules[i] for i in sorted(chosen)]
+
+
+class _ValueWake:
+    """One numeric comparison the rules make of an item, and the rules that wait for it to hold."""
+
+    def __init__(self, code: int, threshold: float, positions: list[int]) -> None:
+        self.code = code
+        self.threshold = threshold
+        self.positions = positions
+
+
+class _ItemWake:
+    """The rules an item wakes: when it has a value (`item:`), by its flag (`flag:`), and by the numeric
+    comparisons its value passes (`value:`). Only comparisons some rule waits for are kept."""
+
+    def __init__(self, rules: CompiledRules, item_id: str) -> None:
+        by_trigger = rules.by_trigger
+        self.on_value: list[int] = by_trigger.get(f"item:{item_id}", [])
+        self.on_flag: dict[str, list[int]] = {}
+        for flag in ("high", "low", "abnormal", "normal"):
+            positions = by_trigger.get(f"flag:{item_id}:{flag}")
+            if positions:
+                self.on_flag[flag] = positions
+        self.tests: list[_ValueWake] = []
+        for code, threshold, key in rules.value_tests.get(item_id, []):
+            positions = by_trigger.get(key)
+            if positions:
+                self.tests.append(_ValueWake(code, threshold, positions))
 
 
 _RULE_CACHE: dict[int, CompiledRules] = {}
@@ -124,6 +208,40 @@ def _new_conclusion(definition: ConclusionDef, sex: str, age: float | None) -> C
     )
 
 
+class _ConclusionTemplate:
+    """A conclusion definition's fields as a new Conclusion takes them (`_new_conclusion`), read once per KB."""
+
+    def __init__(self, definition: ConclusionDef) -> None:
+        self.definition = definition
+        self.conclusion_id: str = definition.id
+        self.name: str = definition.name
+        self.icd10: str = definition.icd10
+        self.level: str | None = definition.level
+        self.category: str = definition.category
+        self.system: str = definition.system
+        self.order: int = definition.order
+        self.department: str = definition.department
+        self.follow_up: str = definition.follow_up
+        self.advice: str = definition.advice
+        self.explanation: str = definition.explanation
+        self.varies = bool(definition.explanation_variants)
+
+    def new(self, sex: str, age: float | None) -> Conclusion:
+        return Conclusion(
+            self.conclusion_id,
+            self.name,
+            self.icd10,
+            self.level,
+            self.category,
+            self.system,
+            self.order,
+            self.department,
+            self.follow_up,
+            self.advice,
+            explanation_for(self.definition, sex, age) if self.varies else self.explanation,
+        )
+
+
 def _add_evidence(target: Conclusion, evidence: list[Evidence]) -> None:
     seen = {(e.kind, e.description) for e in target.evidence}
     for e in evidence:
@@ -131,6 +249,76 @@ def _add_evidence(target: Conclusion, evidence: list[Evidence]) -> None:
         if key not in seen:
             seen.add(key)
             target.evidence.append(e)
+
+
+class _Derivation:
+    """The conclusions of one report while its rules fire, each with the (kind, description) keys of its evidence
+    so far: evidence is deduplicated against them instead of rebuilding that set for every rule that fires."""
+
+    def __init__(self, kb: KnowledgeBase, compiled: CompiledRules, facts: Facts) -> None:
+        self.definitions = kb.conclusions
+        self.templates = compiled.templates
+        self.facts = facts
+        self.sex = facts.sex
+        self.age = facts.age
+        self.out: dict[str, Conclusion] = {}
+        self.seen: dict[str, set[tuple[str, str]]] = {}
+        self.qualifiers: dict[str, list[str]] = {}
+        self.suppress: dict[str, dict[str, None]] = {}
+
+    def get(self, cid: str) -> Conclusion:
+        c = self.out.get(cid)
+        if c is None:
+            template = self.templates.get(cid)
+            if template is None:
+                template = self.templates[cid] = _ConclusionTemplate(self.definitions[cid])
+            c = template.new(self.sex, self.age)
+            self.out[cid] = c
+            self.seen[cid] = set()
+        return c
+
+    def add(self, c: Conclusion, evidence: list[Evidence]) -> None:
+        """`_add_evidence` for a conclusion of `out`, still under its own id."""
+        seen = self.seen[c.conclusion_id]
+        target = c.evidence
+        for e in evidence:
+            key = (e.kind, e.description)
+            if key not in seen:
+                seen.add(key)
+                target.append(e)
+
+    def fire(self, cr: CompiledRule) -> bool:
+        """Apply the rule if it holds; True when its conclusion is new (had not fired before)."""
+        facts = self.facts
+        node = cr.evaluate
+        if not node.holds(facts):
+            return False
+        evidence: list[Evidence] = []
+        node.collect(facts, evidence)
+        cid = cr.conclusion
+        c = self.get(cid)
+        if cr.rule_id not in c.rules:
+            c.rules.append(cr.rule_id)
+        self.add(c, evidence)
+        qualifier = cr.qualifier
+        if qualifier:
+            words = self.qualifiers.get(cid)
+            if words is None:
+                words = self.qualifiers[cid] = []
+            if qualifier not in words:
+                words.append(qualifier)
+        if cr.suppresses:
+            # A dict, not a set: the merge order (and so the report) must not depend on string hashing.
+            losers = self.suppress.get(cid)
+            if losers is None:
+                losers = self.suppress[cid] = {}
+            for loser in cr.suppresses:
+                losers[loser] = None
+        fired = facts.fired
+        if cid in fired:
+            return False
+        fired.add(cid)
+        return True
 
 
 def derive_conclusions(
@@ -142,60 +330,36 @@ def derive_conclusions(
     problems: list[Problem],
 ) -> list[Conclusion]:
     sex, age = facts.sex, facts.age
-    out: dict[str, Conclusion] = {}
-    qualifiers: dict[str, list[str]] = {}
-    suppress: dict[str, dict[str, None]] = {}
-
-    def get(cid: str) -> Conclusion:
-        c = out.get(cid)
-        if c is None:
-            c = _new_conclusion(kb.conclusions[cid], sex, age)
-            out[cid] = c
-        return c
+    compiled = rules_for(kb)
+    run = _Derivation(kb, compiled, facts)
+    out = run.out
 
     for f in findings:
         if f.conclusion is None:
             continue
-        c = get(f.conclusion)
-        _add_evidence(c, [finding_evidence(f)])
+        run.add(run.get(f.conclusion), [cited_finding(facts, f)])
 
-    compiled = rules_for(kb)
     facts.fired = set(out)
 
-    present = present_keys(facts)
-    present |= passed_value_keys(facts, compiled.value_tests)
-    if compiled.history_automaton is not None:
-        present |= history_keys(facts, compiled.history_automaton)
-        facts.present = present
-
-    def fire(cr: CompiledRule) -> bool:
-        rule = cr.rule
-        ok, evidence = cr.evaluate(facts)
-        if not ok:
-            return False
-        c = get(rule.conclusion)
-        if rule.id not in c.rules:
-            c.rules.append(rule.id)
-        _add_evidence(c, evidence)
-        if rule.qualifier and rule.qualifier not in qualifiers.setdefault(rule.conclusion, []):
-            qualifiers[rule.conclusion].append(rule.qualifier)
-        if rule.suppresses:
-            # A dict, not a set: the merge order (and so the report) must not depend on string hashing.
-            suppress.setdefault(rule.conclusion, {}).update(dict.fromkeys(rule.suppresses))
-        new = rule.conclusion not in facts.fired
-        facts.fired.add(rule.conclusion)
-        return new
-
     # A rule whose trigger facts are all absent cannot hold: skip it without evaluating its condition.
-    runnable = compiled.runnable(present)
+    runnable = compiled.runnable_for(facts)
+    second: list[CompiledRule] = []
     for cr in runnable:
-        if not cr.second_pass:
-            fire(cr)
-    # Rules that depend on other conclusions run until nothing new fires (bounded by the rule count).
-    second = [cr for cr in runnable if cr.second_pass]
+        if cr.second_pass:
+            second.append(cr)
+        else:
+            run.fire(cr)
+    # Rules that depend on other conclusions run until nothing new fires (bounded by the rule count): each round
+    # stops at the first rule whose conclusion is new and starts again from the first rule.
     for _ in range(len(second) + 1):
-        if not any(fire(cr) for cr in second):
+        new = False
+        for cr in second:
+            if run.fire(cr):
+                new = True
+                break
+        if not new:
             break
+    qualifiers, suppress = run.qualifiers, run.suppress
 
     # 一元化: a suppressing conclusion absorbs the evidence of the ones it replaces. A winner that is itself absorbed
     # by another goes first, so that a chain (HbA1c → 空腹血糖受损 → 代谢综合征) ends in one line whatever the order the

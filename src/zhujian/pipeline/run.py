@@ -15,6 +15,11 @@ from zhujian.pipeline.rules import derive_conclusions
 
 _LEVEL_ORDER = {"A": 0, "B": 1}
 _CATEGORY_ORDER = {"disease": 0, "finding": 1, "risk_factor": 2}
+_SOURCE_ORDER = {"item": 0, "finding": 1, "conclusion": 2}
+
+
+def _alert_key(a: CriticalAlert) -> tuple[int, int]:
+    return _LEVEL_ORDER.get(a.level, 2), _SOURCE_ORDER[a.source]
 
 
 def rank_key(c: Conclusion) -> tuple[int, int, int, int, int, str]:
@@ -111,7 +116,7 @@ def build_report(kb: KnowledgeBase, record: Record, *, with_history: bool = True
                     rule_id=c.rules[0] if c.rules else None,
                 )
             )
-    alerts.sort(key=lambda a: (_LEVEL_ORDER.get(a.level, 2), {"item": 0, "finding": 1, "conclusion": 2}[a.source]))
+    alerts.sort(key=_alert_key)
 
     report = Report(
         visit_id=record.visit_id,

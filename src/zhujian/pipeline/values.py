@@ -165,6 +165,23 @@ def _from_token(token: str, text: str, *, bound: str | None = None, remark: str 
     )
 
 
+def plain_number(raw: object) -> float | None:
+    """The number of a value that `parse_value` reads as a plain number and nothing else (no bound, remark, range or
+    separators to report), or None: then `parse_value` says what the value is. A finite float, or a text `float`
+    reads as a finite number (checkup systems send most results so)."""
+    if type(raw) is str:
+        if "_" in raw:
+            return None
+        try:
+            number = float(raw)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    if type(raw) is float:
+        return raw if math.isfinite(raw) else None
+    return None
+
+
 def parse_value(raw: object) -> ParsedValue:
     if raw is None:
         return ParsedValue("empty")
