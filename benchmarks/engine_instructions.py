@@ -30,12 +30,11 @@ from pathlib import Path
 
 def _child(n: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from engine_speed import _new_text_records
+    from engine_speed import _new_text_records, engine_build
 
     from zhujian.domain.record import Record
     from zhujian.examples import load_example
     from zhujian.kb.loader import load_kb
-    from zhujian.pipeline.build_info import engine_build
     from zhujian.pipeline.extract import clear_extraction_cache
     from zhujian.pipeline.run import build_report
 

@@ -46,9 +46,15 @@ from zhujian.domain.record import Record
 from zhujian.evaluation import ITEM_OF_TABLE
 from zhujian.examples import load_example
 from zhujian.kb.loader import load_kb
-from zhujian.pipeline.build_info import engine_build
 from zhujian.pipeline.extract import clear_extraction_cache, extract_text
 from zhujian.pipeline.run import build_report
+
+try:
+    from zhujian.pipeline.build_info import engine_build
+except ImportError:  # an earlier revision's source on the path (engine_instructions.py --pythonpath)
+
+    def engine_build() -> str:
+        return "engine: plain Python (a revision without build_info)"
 
 _ROOT = Path(__file__).resolve().parents[1]
 # The shared data folder sits beside the checkout, or further up for a worktree.
