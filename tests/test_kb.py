@@ -221,6 +221,33 @@ def test_center_override_changes_critical_threshold() -> None:
     assert next(c for c in tuned.critical_values if c.id == k_low.id).value == 3.0
 
 
+def test_center_threshold_holds_when_a_freed_kb_left_its_tables_under_the_same_id() -> None:
+    # The evaluation tables (critical thresholds among them) are kept per KB object. A center's copy has the same
+    # KB version as the plain KB, and a KB made after another was freed can get the freed one's id: tables left
+    # under that id by a plain KB must not be used for the center's KB (K 2.9 mmol/L is critical only at <= 3.0).
+    from zhujian.domain.record import Record
+    from zhujian.pipeline import evaluate
+    from zhujian.pipeline.run import build_report
+
+    plain = load_kb()
+    k_low = next(c for c in plain.critical_values if c.item == "k" and c.op in ("<", "<="))
+    assert k_low.value < 2.9
+    tuned = load_kb(center=CenterConfig(name="t", critical_overrides=[CriticalOverride(id=k_low.id, value=3.0)]))
+    record = Record.model_validate(
+        {
+            "person_id": "P1",
+            "visit_id": "V1",
+            "sex": "female",
+            "age": 60,
+            "items": [{"name": "钾", "value": "2.9", "unit": "mmol/L"}],
+        }
+    )
+    assert not build_report(plain, record).critical
+    evaluate._CACHES[id(tuned)] = evaluate._CACHES[id(plain)]  # what a reused id would find
+    alerts = build_report(tuned, record).critical
+    assert [a.rule_id for a in alerts if a.source == "item"] == [k_low.id]
+
+
 def test_center_override_unknown_id_is_an_error() -> None:
     with pytest.raises(KBError) as info:
         load_kb(center=CenterConfig(critical_overrides=[CriticalOverride(id="no_such_value", value=1)]))

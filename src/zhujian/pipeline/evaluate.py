@@ -106,12 +106,17 @@ class ItemSpec:
 _MEMO_SIZE = 65536
 
 
-_CACHES: dict[int, tuple[str, ItemCaches]] = {}
+# Per-KB tables, by the KB's identity. The entry holds the KB object itself and is used only for that very object:
+# a center's copy (`KnowledgeBase.with_center`) has the same version but other critical thresholds, and a KB created
+# after another was freed can get the freed one's id. Holding the object keeps its id from being reused while cached.
+_CACHES: dict[int, tuple[KnowledgeBase, ItemCaches]] = {}
+# KBs whose tables are kept at once (a process normally has one or two; tests make many).
+_CACHED_KBS = 8
 
 
 def caches_for(kb: KnowledgeBase) -> ItemCaches:
     hit = _CACHES.get(id(kb))
-    if hit is not None and hit[0] == kb.version + str(len(kb.critical_values)):
+    if hit is not None and hit[0] is kb:
         return hit[1]
     ordinal: dict[str, dict[str, OrdinalLevel]] = {}
     qualitative: dict[str, dict[str, QualitativeValue]] = {}
@@ -135,7 +140,9 @@ def caches_for(kb: KnowledgeBase) -> ItemCaches:
     caches.critical_tests = {
         item_id: [(OP_CODES[cv.op], cv.value, cv) for cv in defs] for item_id, defs in critical.items()
     }
-    _CACHES[id(kb)] = (kb.version + str(len(kb.critical_values)), caches)
+    if len(_CACHES) >= _CACHED_KBS:
+        _CACHES.clear()
+    _CACHES[id(kb)] = (kb, caches)
     return caches
 
 
