@@ -1,5 +1,5 @@
 """What the browser tests share: Debian's Chromium driven by Playwright (never a downloaded browser), and a real
-uvicorn server for an app on a free loopback port, stopped when the test ends."""
+uvicorn server for an app on a free loopback port, stopped when the test ends (the concurrency tests use it too)."""
 
 from __future__ import annotations
 
@@ -33,14 +33,15 @@ def browser_missing() -> str | None:
 
 
 @contextmanager
-def live_server(app: Any) -> Iterator[str]:
-    """`app` served by uvicorn on a free 127.0.0.1 port; yields its base URL."""
+def live_server(app: Any, *, start_timeout: float = 15, stop_timeout: float = 10, **config: Any) -> Iterator[str]:
+    """`app` served by uvicorn on a free 127.0.0.1 port; yields its base URL. `config`: further uvicorn.Config
+    settings (e.g. lifespan="off")."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **config))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + start_timeout
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
@@ -50,4 +51,4 @@ def live_server(app: Any) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=stop_timeout)

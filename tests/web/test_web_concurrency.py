@@ -32,6 +32,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from web_helpers import SECRET_KEY, bearer, example_record
 
+from browser_testing import live_server as serving
 from db_testing import Team, make_team
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.settings import Settings
@@ -48,24 +49,6 @@ class Live:
     base: str
     team: Team
     url: str
-
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """uvicorn in a thread on an OS-assigned port; stopped (and waited for) at the end."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _app(url: str, kb: KnowledgeBase, **settings: Any) -> FastAPI:
@@ -91,7 +74,7 @@ def live_server(url: str, kb: KnowledgeBase, **settings: Any) -> Iterator[Live]:
     team = _team(url)
     app = _app(url, kb, **settings)
     try:
-        with serving(app) as base:
+        with serving(app, start_timeout=30, stop_timeout=30, lifespan="off") as base:
             yield Live(base, team, url)
     finally:
         _dispose(app)

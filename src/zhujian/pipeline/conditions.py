@@ -58,9 +58,6 @@ class Facts:
     history_answers: dict[int, tuple[str, str] | None] = field(default_factory=dict)
 
 
-Result = tuple[bool, list[Evidence]]
-
-
 def describe_item(e: EvaluatedItem) -> str:
     if isinstance(e.value, float):
         value = f"{e.value:g}"
@@ -135,13 +132,6 @@ class Node:
     def collect(self, facts: Facts, out: list[Evidence]) -> None:
         """Append the evidence of a condition that holds (conditions on sex, age, conclusions and `not` have none)."""
         return None
-
-    def __call__(self, facts: Facts) -> Result:
-        if not self.holds(facts):
-            return False, []
-        evidence: list[Evidence] = []
-        self.collect(facts, evidence)
-        return True, evidence
 
 
 class _ItemValue(Node):
@@ -260,17 +250,10 @@ class _Finding(Node):
 
 
 def first_affirmed_entry(
-    entries: Iterable[str], keywords: Iterable[str], negation_cues: Iterable[str], separators: Iterable[str]
-) -> str | None:
-    """The first questionnaire entry that mentions a keyword without a negation cue before it in its clause
-    ("否认高血压、糖尿病史" affirms neither), or None."""
-    return first_affirmed_lowered(entries, [k.lower() for k in keywords], tuple(negation_cues), set(separators))
-
-
-def first_affirmed_lowered(
     entries: Iterable[str], lowered: list[str], cues: tuple[str, ...], stops: Collection[str]
 ) -> str | None:
-    """`first_affirmed_entry` with the keywords already lower-cased and the cues and separators ready."""
+    """The first questionnaire entry that mentions a keyword (`lowered`: lower-cased) without a negation cue before
+    it in its clause ("否认高血压、糖尿病史" affirms neither; `stops`: the clause separators), or None."""
     for entry in entries:
         low = entry.lower()
         for keyword in lowered:
@@ -440,9 +423,11 @@ class _Not(Node):
         return not self.inner.holds(facts)
 
 
-class _AtLeast(Node):
+class _AtLeast(_Any):
+    """At least n of the parts hold; like `any`, every part that holds contributes its evidence."""
+
     def __init__(self, parts: list[Node], n: int) -> None:
-        self.parts = parts
+        super().__init__(parts)
         self.n = n
 
     def holds(self, facts: Facts) -> bool:
@@ -456,11 +441,6 @@ class _AtLeast(Node):
                 if count >= n:
                     return True
         return False
-
-    def collect(self, facts: Facts, out: list[Evidence]) -> None:
-        for p in self.parts:
-            if p.holds(facts):
-                p.collect(facts, out)
 
 
 def compile_condition(cond: Condition) -> Node:

@@ -7,6 +7,7 @@ import math
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TypeVar
 
 from zhujian.domain.record import ItemInput, Record
 from zhujian.domain.report import CriticalAlert, EvaluatedItem, Flag, Problem
@@ -84,13 +85,10 @@ class ItemSpec:
 
     def plausible(self, value: float) -> bool:
         """`_plausible(item, value)`."""
-        if not math.isfinite(value):
-            return False
-        low, high = self.plausible_low, self.plausible_high
-        return not ((low is not None and value < low) or (high is not None and value > high))
+        return _within_plausible(value, self.plausible_low, self.plausible_high)
 
     def interval(self, sex: str, age: float | None) -> tuple[float | None, float | None] | None:
-        """`default_interval(item, sex, age)`."""
+        """The KB's reference interval (WS/T 404/405 bands) for this sex and age: the first band that applies."""
         for ref_sex, age_min, age_max, low, high in self.reference:
             if ref_sex != "any" and ref_sex != sex:
                 continue
@@ -102,8 +100,19 @@ class ItemSpec:
         return None
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
 # Bound on each per-KB memo above (labels and units of a stream are few; a hostile stream must not grow them).
 _MEMO_SIZE = 65536
+
+
+def _remember(memo: dict[_K, _V], key: _K, value: _V) -> _V:
+    """Store `value` under `key`, emptying the memo first when it is full."""
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 # Per-KB tables, by the KB's identity. The entry holds the KB object itself and is used only for that very object:
@@ -146,20 +155,18 @@ def caches_for(kb: KnowledgeBase) -> ItemCaches:
     return caches
 
 
-def default_interval(item: ItemDef, sex: str, age: float | None) -> tuple[float | None, float | None] | None:
-    for ref in item.reference:
-        if ref.sex != "any" and ref.sex != sex:
-            continue
-        if ref.age_min is not None and (age is None or age < ref.age_min):
-            continue
-        if ref.age_max is not None and (age is None or age >= ref.age_max):
-            continue
-        return ref.low, ref.high
-    return None
+def item_spec(kb: KnowledgeBase, caches: ItemCaches, item_id: str) -> ItemSpec:
+    """The ItemSpec of a KB item, made on first use."""
+    spec = caches.specs.get(item_id)
+    if spec is None:
+        spec = caches.specs[item_id] = ItemSpec(
+            kb.items[item_id], item_id in caches.ordinal or item_id in caches.qualitative
+        )
+    return spec
 
 
 def evaluated_origin(record: Record, index: int) -> str:
-    return record.items[index].origin or f"items[{index}]"
+    return _origin(record.items[index], index)
 
 
 def _fmt(value: object) -> str:
@@ -205,7 +212,7 @@ def evaluate_items(kb: KnowledgeBase, record: Record) -> ItemEvaluation:
                 )
             continue
         by_id[evaluated.item_id] = evaluated
-    _derive(kb, record, items, by_id, sex, age, problems)
+    _derive(kb, caches, record, items, by_id, sex, age, problems)
     critical_tests = caches.critical_tests
     for evaluated in items:
         item_id = evaluated.item_id
@@ -275,19 +282,13 @@ def _resolve(kb: KnowledgeBase, caches: ItemCaches, given: ItemInput) -> str | N
         item_id = memo.get(code)
         # `get` then `in`, never `in` then `[]`: another thread may clear the memo in between.
         if item_id is None and code not in memo:
-            item_id = code if code in kb.items else kb.resolve_item(code)
-            if len(memo) >= _MEMO_SIZE:
-                memo.clear()
-            memo[code] = item_id
+            item_id = _remember(memo, code, code if code in kb.items else kb.resolve_item(code))
     name = given.name
     if item_id is None and name:
         memo = caches.by_name
         item_id = memo.get(name)
         if item_id is None and name not in memo:
-            item_id = kb.resolve_item(name)
-            if len(memo) >= _MEMO_SIZE:
-                memo.clear()
-            memo[name] = item_id
+            item_id = _remember(memo, name, kb.resolve_item(name))
     return item_id
 
 
@@ -298,11 +299,7 @@ def _conversion(kb: KnowledgeBase, caches: ItemCaches, item_id: str, unit: str) 
     conv = memo.get(key)
     if conv is not None or key in memo:
         return conv
-    conv = kb.unit_factors.get(item_id, {}).get(normalize_unit(unit))
-    if len(memo) >= _MEMO_SIZE:
-        memo.clear()
-    memo[key] = conv
-    return conv
+    return _remember(memo, key, kb.unit_factors.get(item_id, {}).get(normalize_unit(unit)))
 
 
 def _evaluate_one(
@@ -332,11 +329,7 @@ def _evaluate_one(
         return EvaluatedItem(
             None, source_name, source_name, raw, raw, given.unit, None, None, None, "unknown", section=given.section
         )
-    spec = caches.specs.get(item_id)
-    if spec is None:
-        spec = caches.specs[item_id] = ItemSpec(
-            kb.items[item_id], item_id in caches.ordinal or item_id in caches.qualitative
-        )
+    spec = item_spec(kb, caches, item_id)
     item = spec.item
     # Positional up to `section` (EvaluatedItem's field order): a keyword argument doubles the cost of the call.
     result = EvaluatedItem(
@@ -503,10 +496,7 @@ def _evaluate_one(
         ranges = caches.ranges
         ref = ranges.get(range_key)
         if ref is None and range_key not in ranges:
-            ref = _converted_range(reference_range, factor, offset)
-            if len(ranges) >= _MEMO_SIZE:
-                ranges.clear()
-            ranges[range_key] = ref
+            ref = _remember(ranges, range_key, _converted_range(reference_range, factor, offset))
         if ref is None:
             problems.append(
                 Problem(
@@ -551,11 +541,12 @@ def _convert(number: float, factor: float, offset: float) -> float:
     return round(value, 6) if factor != 1.0 or offset != 0.0 else value
 
 
+def _within_plausible(value: float, low: float | None, high: float | None) -> bool:
+    return math.isfinite(value) and not ((low is not None and value < low) or (high is not None and value > high))
+
+
 def _plausible(item: ItemDef, value: float) -> bool:
-    return math.isfinite(value) and not (
-        (item.plausible_low is not None and value < item.plausible_low)
-        or (item.plausible_high is not None and value > item.plausible_high)
-    )
+    return _within_plausible(value, item.plausible_low, item.plausible_high)
 
 
 def _resolve_number(
@@ -654,6 +645,7 @@ def _flag(value: float, low: float | None, high: float | None, source: str | Non
 
 def _derive(
     kb: KnowledgeBase,
+    caches: ItemCaches,
     record: Record,
     items: list[EvaluatedItem],
     by_id: dict[str, EvaluatedItem],
@@ -673,7 +665,7 @@ def _derive(
         item = kb.items[item_id]
         decimals = item.decimals if item.decimals is not None else 2
         value = round(value, decimals)
-        interval = default_interval(item, sex, age)
+        interval = item_spec(kb, caches, item_id).interval(sex, age)
         low, high = interval if interval is not None else (None, None)
         evaluated = EvaluatedItem(
             item_id,

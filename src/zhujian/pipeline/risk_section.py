@@ -13,7 +13,7 @@ from zhujian.domain.record import Record
 from zhujian.domain.report import EvaluatedItem
 from zhujian.kb.loader import KnowledgeBase
 from zhujian.kb.schema import DiabetesRange, RiskKeywords
-from zhujian.pipeline.conditions import first_affirmed_lowered as _first_affirmed
+from zhujian.pipeline.conditions import first_affirmed_entry
 from zhujian.pipeline.evaluate import compare
 from zhujian.pipeline.extract import lexicon_for
 from zhujian.risk import (
@@ -100,8 +100,8 @@ def _lowered(keywords: list[str]) -> list[str]:
 
 
 class _Inputs:
-    """The record as the models read it. The questionnaire answers (treated hypertension, diabetes, family history)
-    are each worked out once per record, on first need, however many models ask."""
+    """The record as the models read it, with its questionnaire answers (treated hypertension, diabetes, family
+    history) worked out once per record rather than once per model that asks."""
 
     def __init__(
         self,
@@ -114,16 +114,35 @@ class _Inputs:
     ) -> None:
         self.record = record
         self.items = items
-        self.keywords = keywords
-        self.diabetes_range = diabetes_range
         self.negation_cues = negation_cues
         self.separators = separators
-        self._answers: dict[str, bool] = {}
+        q = record.questionnaire
+        self.bp_treated = self._has(q.medications, keywords.antihypertensive_drugs)
+        self.hypertension_known = self.bp_treated or self._has(q.history, keywords.hypertension_history)
+        self.diabetes_treated = self._has(q.medications, keywords.antidiabetic_drugs) or self._has(
+            q.history, keywords.diabetes_history
+        )
+        # Known diabetes, or a diabetes-range value at this checkup (risk.yaml `diabetes_range`).
+        self.diabetes = self.diabetes_treated or self._in_diabetes_range(diabetes_range)
+        self.ascvd_family = self._has(q.family_history, keywords.ascvd_family_history)
+        self.diabetes_family = self._has(q.family_history, keywords.diabetes_family_history)
 
     def _has(self, entries: list[str], keywords: list[str]) -> bool:
         if not entries:
             return False
-        return _first_affirmed(entries, _lowered(keywords), self.negation_cues, self.separators) is not None
+        return first_affirmed_entry(entries, _lowered(keywords), self.negation_cues, self.separators) is not None
+
+    def _in_diabetes_range(self, diabetes_range: DiabetesRange) -> bool:
+        for cond in diabetes_range.any_of:
+            value = self.num(cond.item)
+            if (
+                value is not None
+                and cond.op is not None
+                and cond.value is not None
+                and compare(value, cond.op, cond.value)
+            ):
+                return True
+        return False
 
     def num(self, item_id: str) -> float | None:
         e = self.items.get(item_id)
@@ -139,74 +158,6 @@ class _Inputs:
     @property
     def age(self) -> float | None:
         return self.record.age_years()
-
-    @property
-    def bp_treated(self) -> bool:
-        answer = self._answers.get("bp_treated")
-        if answer is None:
-            answer = self._answers["bp_treated"] = self._has(
-                self.record.questionnaire.medications, self.keywords.antihypertensive_drugs
-            )
-        return answer
-
-    @property
-    def hypertension_known(self) -> bool:
-        answer = self._answers.get("hypertension_known")
-        if answer is None:
-            answer = self._answers["hypertension_known"] = self.bp_treated or self._has(
-                self.record.questionnaire.history, self.keywords.hypertension_history
-            )
-        return answer
-
-    @property
-    def diabetes_treated(self) -> bool:
-        answer = self._answers.get("diabetes_treated")
-        if answer is None:
-            q = self.record.questionnaire
-            answer = self._answers["diabetes_treated"] = self._has(
-                q.medications, self.keywords.antidiabetic_drugs
-            ) or self._has(q.history, self.keywords.diabetes_history)
-        return answer
-
-    @property
-    def diabetes(self) -> bool:
-        """Known diabetes, or a diabetes-range value at this checkup (risk.yaml `diabetes_range`)."""
-        answer = self._answers.get("diabetes")
-        if answer is None:
-            answer = self._answers["diabetes"] = self._diabetes()
-        return answer
-
-    def _diabetes(self) -> bool:
-        if self.diabetes_treated:
-            return True
-        for cond in self.diabetes_range.any_of:
-            value = self.num(cond.item)
-            if (
-                value is not None
-                and cond.op is not None
-                and cond.value is not None
-                and compare(value, cond.op, cond.value)
-            ):
-                return True
-        return False
-
-    @property
-    def ascvd_family(self) -> bool:
-        answer = self._answers.get("ascvd_family")
-        if answer is None:
-            answer = self._answers["ascvd_family"] = self._has(
-                self.record.questionnaire.family_history, self.keywords.ascvd_family_history
-            )
-        return answer
-
-    @property
-    def diabetes_family(self) -> bool:
-        answer = self._answers.get("diabetes_family")
-        if answer is None:
-            answer = self._answers["diabetes_family"] = self._has(
-                self.record.questionnaire.family_history, self.keywords.diabetes_family_history
-            )
-        return answer
 
 
 _METABOLIC_INPUT_LABELS = {

@@ -192,24 +192,9 @@ def explanation_for(definition: ConclusionDef, sex: str, age: float | None) -> s
     return definition.explanation
 
 
-def _new_conclusion(definition: ConclusionDef, sex: str, age: float | None) -> Conclusion:
-    return Conclusion(
-        conclusion_id=definition.id,
-        name=definition.name,
-        icd10=definition.icd10,
-        level=definition.level,
-        category=definition.category,
-        system=definition.system,
-        order=definition.order,
-        department=definition.department,
-        follow_up=definition.follow_up,
-        advice=definition.advice,
-        explanation=explanation_for(definition, sex, age),
-    )
-
-
 class _ConclusionTemplate:
-    """A conclusion definition's fields as a new Conclusion takes them (`_new_conclusion`), read once per KB."""
+    """A conclusion definition's fields as a new Conclusion takes them, read once per KB (pydantic attributes are
+    dear to read from compiled code)."""
 
     def __init__(self, definition: ConclusionDef) -> None:
         self.definition = definition
@@ -429,7 +414,7 @@ def _attach_critical(
             if definition is None:
                 continue
             cid = f"{UNMAPPED_CRITICAL}:{alert.rule_id}"
-            target = out.get(cid) or _new_conclusion(definition, sex, age)
+            target = out.get(cid) or _ConclusionTemplate(definition).new(sex, age)
             target.conclusion_id = cid
             target.name = f"{definition.name}：{alert.reason}"
             target.level = alert.level
